@@ -1,0 +1,1 @@
+"""heldout: memorization, influence and consistency from heldout training."""
