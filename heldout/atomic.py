@@ -1,0 +1,108 @@
+"""Atomic writes: a result file is either absent or complete, never partial.
+
+Everything is written to a temporary name beside the destination and renamed
+over it only when complete, so an interrupted job never leaves a half-written
+result that a later run would mistake for a finished one. Works for local
+paths and for anything `tf.io.gfile` opens (rename is atomic on local and POSIX
+file systems; on object stores it is the best they offer).
+"""
+
+import contextlib
+import io
+import json
+import os
+import uuid
+
+import numpy as np
+
+
+def _is_local(path):
+  return "://" not in str(path)
+
+
+def _tmp_name(path):
+  path = str(path)
+  head, tail = os.path.split(path)
+  return os.path.join(head, ".{}.tmp-{}".format(tail, uuid.uuid4().hex[:12]))
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb"):
+  """Opens a temporary file that replaces `path` when the block exits cleanly.
+
+  Args:
+    path: destination path (local or a `tf.io.gfile` URL).
+    mode: "wb" or "w".
+
+  Yields:
+    A writable file object. If the block raises, the temporary file is removed
+    and `path` is left untouched.
+  """
+  if mode not in ("wb", "w"):
+    raise ValueError("`mode` must be 'wb' or 'w', got {!r}".format(mode))
+  path = str(path)
+  tmp = _tmp_name(path)
+  if _is_local(path):
+    parent = os.path.dirname(path)
+    if parent:
+      os.makedirs(parent, exist_ok=True)
+    f = open(tmp, mode)
+    try:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+      f.close()
+      os.replace(tmp, path)
+    except BaseException:
+      f.close()
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    parent = os.path.dirname(path)
+    if parent:
+      tf.io.gfile.makedirs(parent)
+    f = tf.io.gfile.GFile(tmp, mode)
+    try:
+      yield f
+      f.close()
+      tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+      f.close()
+      if tf.io.gfile.exists(tmp):
+        tf.io.gfile.remove(tmp)
+      raise
+
+
+def write_bytes(path, data):
+  """Atomically writes `data` (bytes) to `path`."""
+  with atomic_open(path, "wb") as f:
+    f.write(data)
+
+
+def write_text(path, text):
+  """Atomically writes `text` (str) to `path`."""
+  with atomic_open(path, "w") as f:
+    f.write(text)
+
+
+def write_json(path, obj):
+  """Atomically writes `obj` as indented JSON to `path`."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path, compressed=False, **arrays):
+  """Atomically writes `arrays` to the .npz file `path`.
+
+  Args:
+    path: destination; numpy's habit of appending ".npz" is not applied.
+    compressed: use `np.savez_compressed`.
+    **arrays: name -> array.
+  """
+  buf = io.BytesIO()
+  if compressed:
+    np.savez_compressed(buf, **arrays)
+  else:
+    np.savez(buf, **arrays)
+  write_bytes(path, buf.getvalue())

@@ -1,0 +1,46 @@
+"""Tests for heldout.atomic."""
+
+import json
+import os
+
+from absl.testing import absltest
+import numpy as np
+
+from heldout import atomic
+
+
+class AtomicTest(absltest.TestCase):
+
+  def test_write_npz_roundtrip(self):
+    path = os.path.join(self.create_tempdir().full_path, "sub", "a.npz")
+    atomic.write_npz(path, x=np.arange(3), y=np.ones(2, bool))
+    with np.load(path) as f:
+      np.testing.assert_array_equal(f["x"], np.arange(3))
+      np.testing.assert_array_equal(f["y"], np.ones(2, bool))
+
+  def test_failure_leaves_old_file_and_no_temp(self):
+    tmp = self.create_tempdir().full_path
+    path = os.path.join(tmp, "out.txt")
+    atomic.write_text(path, "finished result")
+    with self.assertRaisesRegex(RuntimeError, "interrupted"):
+      with atomic.atomic_open(path, "w") as f:
+        f.write("half of a new res")
+        raise RuntimeError("interrupted")
+    with open(path) as f:
+      self.assertEqual(f.read(), "finished result")
+    self.assertEqual(os.listdir(tmp), ["out.txt"])
+
+  def test_write_json(self):
+    path = os.path.join(self.create_tempdir().full_path, "a.json")
+    atomic.write_json(path, {"b": 1, "a": [1, 2]})
+    with open(path) as f:
+      self.assertEqual(json.load(f), {"a": [1, 2], "b": 1})
+
+  def test_bad_mode(self):
+    with self.assertRaisesRegex(ValueError, "`mode`"):
+      with atomic.atomic_open("x", "a"):
+        pass
+
+
+if __name__ == "__main__":
+  absltest.main()
