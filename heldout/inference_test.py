@@ -1,0 +1,149 @@
+"""Tests for heldout.inference (the library side of //heldout:predict)."""
+
+import os
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from heldout import errors
+from heldout import inference as predict
+from heldout.models import registry
+from heldout.models import testing
+from heldout.readers import layout
+
+
+class LoadImagesTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _write(self, **arrays):
+    path = os.path.join(self.create_tempdir().full_path, "in.npz")
+    np.savez(path, **arrays)
+    return path
+
+  def test_uint8_scaled_float_as_is(self):
+    pixels = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
+    loaded = predict.load_images(self._write(images_uint8=pixels, labels=[1]))
+    self.assertEqual(loaded.dtype, np.float32)
+    self.assertAllEqual(loaded, pixels.astype(np.float32) / 255)
+    floats = np.random.default_rng(0).normal(size=(3, 4, 4, 1))
+    loaded = predict.load_images(self._write(images=floats))
+    self.assertEqual(loaded.dtype, np.float32)
+    self.assertAllEqual(loaded, floats.astype(np.float32))
+
+  @parameterized.named_parameters(
+      ("no_key", dict(pixels=np.zeros((1, 2, 2, 1), np.uint8)),
+       r"exactly one of \['images_uint8', 'images'\], found keys \['pixels'\]"),
+      ("both", dict(images=np.zeros((1, 2, 2, 1), np.float32),
+                    images_uint8=np.zeros((1, 2, 2, 1), np.uint8)),
+       "exactly one of"),
+      ("rank", dict(images=np.zeros((2, 4), np.float32)),
+       r"found shape \[2, 4\]"),
+      ("empty", dict(images=np.zeros((0, 2, 2, 1), np.float32)), "N > 0"),
+      ("uint8_dtype", dict(images_uint8=np.zeros((1, 2, 2, 1), np.int32)),
+       "dtype uint8, found int32"),
+      ("float_dtype", dict(images=np.zeros((1, 2, 2, 1), np.uint8)),
+       "float dtype, found uint8"),
+  )
+  def test_bad_contents(self, arrays, message):
+    with self.assertRaisesRegex(ValueError, message):
+      predict.load_images(self._write(**arrays))
+
+  def test_bad_files(self):
+    folder = self.create_tempdir().full_path
+    with self.assertRaisesRegex(IOError, "no such file"):
+      predict.load_images(os.path.join(folder, "missing.npz"))
+    junk = os.path.join(folder, "junk.npz")
+    with open(junk, "wb") as f:
+      f.write(b"junk")
+    with self.assertRaisesRegex(ValueError, "not an .npz file"):
+      predict.load_images(junk)
+    single = os.path.join(folder, "single.npy")
+    np.save(single, np.zeros(3))
+    with self.assertRaisesRegex(ValueError, "single .npy array"):
+      predict.load_images(single)
+
+
+class PredictLogitsTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(("uneven", 3), ("one_batch", 50),
+                                  ("single", 1))
+  def test_matches_one_image_at_a_time(self, batch_size):
+    tf.random.set_seed(9)
+    model = registry.build_model("small_cnn", 4, channels=(3,), hidden=5)
+    images = np.random.default_rng(1).uniform(size=(7, 8, 8, 1)).astype(
+        np.float32)
+    logits = predict.predict_logits(model, images, batch_size)
+    self.assertEqual(logits.shape, (7, 4))
+    self.assertEqual(logits.dtype, np.float32)
+    for i in range(7):
+      self.assertAllClose(logits[i],
+                          model(images[i:i + 1], is_training=False)[0],
+                          atol=1e-6, rtol=1e-6)
+
+  def test_does_not_update_batch_norm(self):
+    model = registry.build_model("small_inception", 3)
+    images = np.random.default_rng(2).uniform(size=(4, 32, 32, 3)).astype(
+        np.float32)
+    predict.predict_logits(model, images, 2)
+    before = [v.numpy() for v in model.variables]
+    predict.predict_logits(model, images, 2)
+    for want, got in zip(before, model.variables):
+      self.assertAllEqual(want, got)
+
+  def test_errors(self):
+    model = registry.build_model("mlp", 2, hidden_sizes=())
+    model(tf.zeros([1, 2, 2, 1]), is_training=False)
+    with self.assertRaisesRegex(ValueError, "`batch_size` must be positive"):
+      predict.predict_logits(model, np.zeros((1, 2, 2, 1), np.float32), 0)
+    with self.assertRaisesRegex(ValueError,
+                                r"images of shape \[3, 3, 1\] do not fit"):
+      predict.predict_logits(model, np.zeros((2, 3, 3, 1), np.float32), 1)
+
+
+class PredictRunTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    tf.random.set_seed(10)
+    self.root = self.create_tempdir().full_path
+    self.run_dir = os.path.join(self.root, "0.5", "3")
+    self.model = registry.build_model("mlp", 3, hidden_sizes=(6,))
+    self.model(tf.zeros([1, 4, 4, 1]), is_training=False)
+    testing.write_checkpoint(layout.checkpoint_prefix(self.run_dir, 9),
+                             self.model, epoch=9, global_step=90)
+    self.pixels = np.random.default_rng(3).integers(
+        0, 256, size=(5, 4, 4, 1), dtype=np.uint8)
+    self.images_path = os.path.join(self.root, "in.npz")
+    np.savez(self.images_path, images_uint8=self.pixels)
+
+  def test_writes_logits_and_predictions(self):
+    output = os.path.join(self.root, "out", "pred.npz")
+    run = predict.predict_run(self.run_dir, self.images_path, output,
+                              batch_size=2)
+    self.assertEqual((run.arch, run.epoch), ("mlp", 9))
+    expected = self.model(self.pixels.astype(np.float32) / 255,
+                          is_training=False).numpy()
+    with np.load(output) as out:
+      self.assertEqual(sorted(out.files), ["logits", "predictions"])
+      self.assertEqual(out["logits"].dtype, np.float32)
+      self.assertEqual(out["predictions"].dtype, np.int64)
+      self.assertAllClose(out["logits"], expected, atol=1e-6, rtol=1e-6)
+      self.assertAllEqual(out["predictions"], expected.argmax(axis=1))
+
+  def test_no_output_on_error(self):
+    output = os.path.join(self.root, "pred.npz")
+    with self.assertRaises(errors.CheckpointMismatchError):
+      predict.predict_run(self.run_dir, self.images_path, output,
+                          arch="small_cnn")
+    with self.assertRaises(errors.RunNotFoundError):
+      predict.predict_run(self.root, self.images_path, output)
+    with self.assertRaisesRegex(ValueError, "do not fit"):
+      bad = os.path.join(self.root, "bad.npz")
+      np.savez(bad, images=np.zeros((2, 5, 5, 1), np.float32))
+      predict.predict_run(self.run_dir, bad, output)
+    self.assertEqual(sorted(os.listdir(self.root)),
+                     ["0.5", "bad.npz", "in.npz"])
+
+
+if __name__ == "__main__":
+  tf.test.main()
