@@ -1,0 +1,1 @@
+"""Benchmarks: run with `bazel run -c opt //benchmarks:<name>`, never as tests."""

@@ -1,0 +1,106 @@
+r"""Memorization, influence and consistency estimates of an experiment directory.
+
+  bazel run //heldout:estimate -- --experiment_dir=EXP --output=EST.npz \
+      [--subset_ratio=0.7] [--influence=dense|topk|none] [--top_k=10] \
+      [--memory_budget_mb=256] [--overwrite]
+
+Reads `EXP/<ratio>/<run>/aux_arrays.npz` (runs without one are skipped and
+listed), and writes atomically
+
+- EST.npz: `memorization`, `memorization_se`, `memorization_n_in`,
+  `memorization_n_out` (runs of --subset_ratio), `consistency` (at
+  --subset_ratio when given, else averaged over all ratios: the C-score),
+  `consistency_by_ratio` [n_ratios, n_train] with `ratios`,
+  `cscore`, `index` (training example ids), `test_index`, and `influence`
+  ([n_test, n_train], --influence=dense) or `influence_topk_values` /
+  `influence_topk_indices` ([n_test, top_k], --influence=topk), with the
+  arguments as `args_json`;
+- EST.csv beside it: index, memorization, se, n_in, n_out, consistency.
+
+--subset_ratio is required when the experiment holds several ratios. An
+existing output made with other arguments is kept unless --overwrite. Relative
+paths are taken from the directory `bazel run` was started in.
+"""
+
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from heldout import errors
+from heldout.estimators import influence_estimator
+from heldout.estimators import pipeline
+
+_EXPERIMENT_DIR = flags.DEFINE_string(
+    "experiment_dir", None, "Experiment folder: <ratio>/<run>/aux_arrays.npz.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Output .npz; the CSV goes beside it (EST.npz -> EST.csv).")
+_SUBSET_RATIO = flags.DEFINE_float(
+    "subset_ratio", None,
+    "Ratio whose runs give memorization and influence (required when the "
+    "experiment has several); also the ratio of `consistency`.")
+_INFLUENCE = flags.DEFINE_enum(
+    "influence", "topk", list(pipeline.INFLUENCE_MODES),
+    "dense: the [n_test, n_train] matrix; topk: the --top_k most influential "
+    "training examples per test example; none.")
+_TOP_K = flags.DEFINE_integer("top_k", 10, "Training examples kept per test "
+                              "example with --influence=topk.")
+_MEMORY_BUDGET_MB = flags.DEFINE_float(
+    "memory_budget_mb",
+    influence_estimator.DEFAULT_MEMORY_BUDGET_BYTES / 2**20,
+    "Bound on the influence working set per block of training examples, MiB.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an output made with other arguments.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+
+def _resolve(path):
+  """Relative paths are relative to where `bazel run` was started."""
+  if "://" in path or os.path.isabs(path):
+    return path
+  return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), path)
+
+
+def _fail(message):
+  print("error: " + " ".join(str(message).split()), file=sys.stderr)
+  sys.exit(1)
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail("unexpected arguments: {}".format(" ".join(argv[1:])))
+  if not _EXPERIMENT_DIR.value:
+    _fail("--experiment_dir is required")
+  if not _OUTPUT.value:
+    _fail("--output is required")
+  started = time.time()
+  try:
+    args = pipeline.EstimateArgs(
+        experiment_dir=_resolve(_EXPERIMENT_DIR.value),
+        subset_ratio=_SUBSET_RATIO.value,
+        influence=_INFLUENCE.value,
+        top_k=_TOP_K.value,
+        memory_budget_bytes=int(_MEMORY_BUDGET_MB.value * 2**20))
+    output = _resolve(_OUTPUT.value)
+    pipeline.check_output(output, args, overwrite=_OVERWRITE.value)
+    estimates = pipeline.compute_estimates(args, progress=_PROGRESS.value)
+    csv_path = pipeline.save_estimates(estimates, output, args)
+  except (errors.HeldoutError, ValueError, OSError) as e:
+    _fail(e)
+
+  print("estimates of {}".format(args.experiment_dir))
+  print(estimates.summary())
+  if estimates.influence is None:
+    print("influence: not computed")
+  else:
+    print("influence: {} {}".format(
+        args.influence, "x".join(str(d) for d in estimates.influence.values.shape)))
+  print("wrote {}".format(output))
+  print("wrote {}".format(csv_path))
+  print("done in {:.1f} s".format(time.time() - started))
+
+
+if __name__ == "__main__":
+  app.run(main)

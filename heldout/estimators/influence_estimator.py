@@ -1,0 +1,411 @@
+"""Influence of training examples on test examples (Feldman & Zhang 2020).
+
+With runs r = 1..R, `mask[r, i]` True when training example i was in run r's
+subset and `correct_test[r, j]` whether run r's final model got test example j
+right:
+
+  influence(i, j) = mean_{r: mask[r,i]} correct_test[r,j]
+                    - mean_{r: not mask[r,i]} correct_test[r,j]
+
+computed as matrix products in TensorFlow: sum_in = correct_test^T @ mask and
+sum_out = total_correct - sum_in, then the two means in float32. Training
+examples are streamed in blocks whose working set stays within a memory
+budget; the masks stay bool and are cast one block at a time.
+
+The matmuls are exact, so the result depends neither on the block size nor on
+the matmul dtype:
+- "float32": every partial sum is an integer below 2^24 (R < 2^24 is checked).
+- "bfloat16": the runs are split into chunks of 256, so every partial sum of a
+  chunk is an integer of at most 256, which bfloat16 (8 significant bits)
+  holds exactly whatever the accumulation order; the chunk sums are added in
+  float32. On CPUs with AMX-BF16 (oneDNN) this is about twice as fast.
+- "auto" (default): "bfloat16" on a CPU that reports AMX-BF16 when no GPU is
+  visible, else "float32".
+The means and their difference are IEEE float32 divisions and a subtraction
+(fused by XLA), so the values are bitwise those of
+float32(sum_in / n_in) - float32(sum_out / n_out).
+
+The influence is NaN for a training example that is in all runs or in none
+(an empty mean), never 0.
+
+Ranking (top-k): larger value first; equal values by smaller training index;
+NaN ranks below every real value (and NaNs among themselves by smaller
+index), so a NaN only appears in a top-k when fewer than k real values exist.
+`influence_topk` and `topk_from_dense` apply the same rule, and `influence_dense`
+and `influence_topk` compute every value with the same operations, so the two
+agree exactly on the entries both hold.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+import tensorflow as tf
+from tqdm import auto as tqdm
+
+from heldout.estimators import counts as counts_lib
+
+DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
+MATMUL_DTYPES = ("auto", "float32", "bfloat16")
+
+# Integers up to 2^8 are exact in bfloat16, whatever the order of the sums.
+_BFLOAT16_CHUNK = 256
+_MAX_EXACT_RUNS = 2**24
+
+
+@dataclasses.dataclass(frozen=True)
+class Influence:
+  """The dense influence matrix.
+
+  Attributes:
+    values: [n_test, n_train] float32, influence of training example i on test
+      example j at [j, i]; NaN where n_in or n_out is 0.
+    n_in: [n_train] int64, runs that trained on each training example.
+    n_out: [n_train] int64, runs that held it out.
+  """
+  values: np.ndarray
+  n_in: np.ndarray
+  n_out: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class InfluenceTopK:
+  """The k most influential training examples of each test example.
+
+  Attributes:
+    values: [n_test, k] float32, influence values, ranked as in the module
+      docstring (largest first).
+    indices: [n_test, k] int64, the training example ids of `values`.
+    n_in: [n_train] int64, runs that trained on each training example.
+    n_out: [n_train] int64, runs that held it out.
+  """
+  values: np.ndarray
+  indices: np.ndarray
+  n_in: np.ndarray
+  n_out: np.ndarray
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_has_amx_bf16():
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          return "amx_bf16" in line.split()
+  except OSError:
+    pass
+  return False
+
+
+def resolve_matmul_dtype(matmul_dtype="auto"):
+  """"auto" -> "bfloat16" on an AMX-BF16 CPU without a visible GPU, else "float32".
+
+  Args:
+    matmul_dtype: one of `MATMUL_DTYPES`.
+
+  Returns:
+    "float32" or "bfloat16".
+
+  Raises:
+    ValueError: for an unknown dtype.
+  """
+  if matmul_dtype not in MATMUL_DTYPES:
+    raise ValueError("`matmul_dtype` must be one of {}, got {!r}".format(
+        ", ".join(MATMUL_DTYPES), matmul_dtype))
+  if matmul_dtype != "auto":
+    return matmul_dtype
+  if tf.config.list_logical_devices("GPU") or not _cpu_has_amx_bf16():
+    return "float32"
+  return "bfloat16"
+
+
+def _bytes_per_train_example(num_runs, num_test, matmul_dtype):
+  chunks = -(-max(1, num_runs) // _BFLOAT16_CHUNK)
+  partial = 4 if matmul_dtype == "float32" else 2 * chunks
+  # The partial sums, then three float32 [n_test] columns (values or keys,
+  # the top-k candidates, slack for unfused temporaries), and the mask column
+  # as bool, float32 and padded bfloat16.
+  return max(1, num_test) * (partial + 12) + 8 * max(1, num_runs)
+
+
+def block_size_for_budget(num_runs, num_test, memory_budget_bytes,
+                          matmul_dtype="float32"):
+  """Training examples per block so that one block's working set fits a budget.
+
+  The working set of a block of B training examples is about
+  B * (n_test * (p + 12) + 8 R) bytes, p being the bytes of the partial sums
+  per entry (4 for float32, 2 * ceil(R / 256) for chunked bfloat16). The
+  inputs (the bool arrays and correct_test cast for the matmul) come on top.
+
+  Args:
+    num_runs: R.
+    num_test: n_test.
+    memory_budget_bytes: the budget, positive.
+    matmul_dtype: "float32" or "bfloat16" (or "auto").
+
+  Returns:
+    The block size, at least 1.
+
+  Raises:
+    ValueError: if `memory_budget_bytes` is not positive.
+  """
+  if memory_budget_bytes <= 0:
+    raise ValueError("`memory_budget_bytes` must be positive, got {}".format(
+        memory_budget_bytes))
+  per_example = _bytes_per_train_example(num_runs, num_test,
+                                         resolve_matmul_dtype(matmul_dtype))
+  return max(1, int(memory_budget_bytes // per_example))
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.bool),
+])
+def _partial_sums_float32(correct_test_t, mask_block):
+  """[1, n_test, B] float32 sum_in, from correct_test^T [n_test, R]."""
+  return tf.linalg.matmul(correct_test_t, tf.cast(mask_block, tf.float32))[
+      tf.newaxis]
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None, None], tf.bfloat16),
+    tf.TensorSpec([None, None], tf.bool),
+])
+def _partial_sums_bfloat16(correct_test_chunks, mask_block):
+  """[chunks, n_test, B] bfloat16 sum_in per chunk of 256 runs (exact)."""
+  chunks = tf.shape(correct_test_chunks)[0]
+  chunk = tf.shape(correct_test_chunks)[2]
+  mask_block = tf.cast(mask_block, tf.bfloat16)
+  padding = chunks * chunk - tf.shape(mask_block)[0]
+  mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
+  mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
+  return tf.linalg.matmul(correct_test_chunks, mask_block)
+
+
+def _influence_from_partial_sums(partial_sums, mask_block, total_correct):
+  """[n_test, B] float32 influence from the partial sums of sum_in."""
+  sum_in = tf.reduce_sum(tf.cast(partial_sums, tf.float32), axis=0)
+  mask_block = tf.cast(mask_block, tf.float32)
+  num_runs = tf.cast(tf.shape(mask_block)[0], tf.float32)
+  n_in = tf.reduce_sum(mask_block, axis=0)
+  sum_out = total_correct[:, tf.newaxis] - sum_in
+  return sum_in / n_in - sum_out / (num_runs - n_in)
+
+
+@tf.function(jit_compile=True)
+def _influence_values(partial_sums, mask_block, total_correct):
+  return _influence_from_partial_sums(partial_sums, mask_block, total_correct)
+
+
+@tf.function(jit_compile=True)
+def _influence_keys(partial_sums, mask_block, total_correct):
+  """The influence with NaN replaced by -inf, which no real value equals."""
+  values = _influence_from_partial_sums(partial_sums, mask_block,
+                                        total_correct)
+  return tf.where(tf.math.is_nan(values), tf.constant(-np.inf, tf.float32),
+                  values)
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.int64),
+    tf.TensorSpec([], tf.int64),
+    tf.TensorSpec([], tf.int32),
+])
+def _merge_topk(block_keys, best_keys, best_indices, offset, k):
+  """Merges a block's keys [n_test, B] into the running top-k."""
+  block_keys, block_indices = tf.math.top_k(
+      block_keys, tf.minimum(k, tf.shape(block_keys)[1]), sorted=True)
+  # The running entries come first and hold smaller training indices, and
+  # top_k puts the lower position first among equal keys: ties go to the
+  # smaller training index across blocks as within one.
+  keys = tf.concat([best_keys, block_keys], axis=1)
+  indices = tf.concat(
+      [best_indices, tf.cast(block_indices, tf.int64) + offset], axis=1)
+  keys, positions = tf.math.top_k(keys, tf.minimum(k, tf.shape(keys)[1]),
+                                  sorted=True)
+  return keys, tf.gather(indices, positions, batch_dims=1)
+
+
+class _SumOperand:
+  """correct_test, cast once for the matmuls of every block."""
+
+  def __init__(self, correct_test, matmul_dtype):
+    num_runs, self.num_test = correct_test.shape
+    # Transposed as bool (a quarter of the float32 bytes), then cast.
+    correct_t = tf.constant(np.ascontiguousarray(correct_test.T))
+    self.total_correct = tf.cast(
+        tf.math.count_nonzero(correct_t, axis=1), tf.float32)
+    self.matmul_dtype = matmul_dtype
+    if matmul_dtype == "float32":
+      self.operand = tf.cast(correct_t, tf.float32)
+    else:
+      chunks = -(-max(1, num_runs) // _BFLOAT16_CHUNK)
+      padded = tf.pad(tf.cast(correct_t, tf.bfloat16),
+                      [[0, 0], [0, chunks * _BFLOAT16_CHUNK - num_runs]])
+      self.operand = tf.transpose(
+          tf.reshape(padded, [self.num_test, chunks, _BFLOAT16_CHUNK]),
+          [1, 0, 2])
+
+  def partial_sums(self, mask_block):
+    if self.matmul_dtype == "float32":
+      return _partial_sums_float32(self.operand, mask_block)
+    return _partial_sums_bfloat16(self.operand, mask_block)
+
+
+def _prepare(mask, correct_test, matmul_dtype):
+  mask = counts_lib.check_runs_array(mask, "mask")
+  correct_test = counts_lib.check_runs_array(
+      correct_test, "correct_test", num_runs=mask.shape[0])
+  if mask.shape[0] >= _MAX_EXACT_RUNS:
+    raise ValueError("`mask` must have fewer than 2**24 runs for exact float32 "
+                     "sums, got {}".format(mask.shape[0]))
+  operand = _SumOperand(correct_test, resolve_matmul_dtype(matmul_dtype))
+  n_in = np.count_nonzero(mask, axis=0).astype(np.int64)
+  return mask, operand, n_in
+
+
+def _resolve_block_size(block_size, memory_budget_bytes, num_runs, num_test,
+                        matmul_dtype):
+  if block_size is not None and memory_budget_bytes is not None:
+    raise ValueError("give `block_size` or `memory_budget_bytes`, not both; "
+                     "got {} and {}".format(block_size, memory_budget_bytes))
+  if block_size is not None:
+    if int(block_size) <= 0:
+      raise ValueError("`block_size` must be positive, got {}".format(block_size))
+    return int(block_size)
+  if memory_budget_bytes is None:
+    memory_budget_bytes = DEFAULT_MEMORY_BUDGET_BYTES
+  return block_size_for_budget(num_runs, num_test, memory_budget_bytes,
+                               matmul_dtype)
+
+
+def _blocks(n_train, block_size, progress, desc):
+  starts = range(0, n_train, block_size)
+  return tqdm.tqdm(starts, desc=desc, unit="block", disable=not progress,
+                   leave=False)
+
+
+def influence_dense(mask, correct_test, block_size=None,
+                    memory_budget_bytes=None, matmul_dtype="auto",
+                    progress=False):
+  """The full influence matrix, computed in blocks of training examples.
+
+  Args:
+    mask: [R, n_train] bool, True where run r trained on example i.
+    correct_test: [R, n_test] bool, run r correct on test example j.
+    block_size: training examples per block; default from the budget.
+    memory_budget_bytes: bound on one block's working set (see
+      `block_size_for_budget`); default `DEFAULT_MEMORY_BUDGET_BYTES`. The
+      result itself, 4 * n_test * n_train bytes, comes on top.
+    matmul_dtype: one of `MATMUL_DTYPES` (speed only: the result is the same).
+    progress: show a progress bar over blocks.
+
+  Returns:
+    `Influence` with values [n_test, n_train] float32.
+
+  Raises:
+    ValueError: for shapes that disagree or a bad block size / budget / dtype.
+  """
+  mask, operand, n_in = _prepare(mask, correct_test, matmul_dtype)
+  num_runs, n_train = mask.shape
+  block_size = _resolve_block_size(block_size, memory_budget_bytes, num_runs,
+                                   operand.num_test, operand.matmul_dtype)
+  values = np.empty((operand.num_test, n_train), np.float32)
+  for start in _blocks(n_train, block_size, progress, "influence (dense)"):
+    cols = slice(start, min(n_train, start + block_size))
+    mask_block = tf.constant(mask[:, cols])
+    values[:, cols] = _influence_values(
+        operand.partial_sums(mask_block), mask_block,
+        operand.total_correct).numpy()
+  return Influence(values=values, n_in=n_in, n_out=num_runs - n_in)
+
+
+def influence_topk(mask, correct_test, k, block_size=None,
+                   memory_budget_bytes=None, matmul_dtype="auto",
+                   progress=False):
+  """The k most influential training examples of each test example.
+
+  Streams over blocks of training examples, keeping a running top-k per test
+  example; the [n_test, n_train] matrix is never made. Ranking and NaN
+  handling are those of the module docstring.
+
+  Args:
+    mask: [R, n_train] bool, True where run r trained on example i.
+    correct_test: [R, n_test] bool, run r correct on test example j.
+    k: how many training examples to keep per test example, in
+      [1, n_train].
+    block_size: training examples per block; default from the budget.
+    memory_budget_bytes: bound on one block's working set (see
+      `block_size_for_budget`); default `DEFAULT_MEMORY_BUDGET_BYTES`.
+    matmul_dtype: one of `MATMUL_DTYPES` (speed only: the result is the same).
+    progress: show a progress bar over blocks.
+
+  Returns:
+    `InfluenceTopK` with values [n_test, k] float32 and indices [n_test, k]
+    int64. The result depends neither on `block_size` nor on `matmul_dtype`.
+
+  Raises:
+    ValueError: for shapes that disagree, `k` out of range or a bad block
+      size / budget / dtype.
+  """
+  mask, operand, n_in = _prepare(mask, correct_test, matmul_dtype)
+  num_runs, n_train = mask.shape
+  if not 1 <= int(k) <= n_train:
+    raise ValueError("`k` must be in [1, n_train={}], got {}".format(n_train, k))
+  k = tf.constant(int(k), tf.int32)
+  block_size = _resolve_block_size(block_size, memory_budget_bytes, num_runs,
+                                   operand.num_test, operand.matmul_dtype)
+  keys = tf.zeros([operand.num_test, 0], tf.float32)
+  indices = tf.zeros([operand.num_test, 0], tf.int64)
+  for start in _blocks(n_train, block_size, progress, "influence (top-k)"):
+    cols = slice(start, min(n_train, start + block_size))
+    mask_block = tf.constant(mask[:, cols])
+    block_keys = _influence_keys(operand.partial_sums(mask_block), mask_block,
+                                 operand.total_correct)
+    keys, indices = _merge_topk(block_keys, keys, indices,
+                                tf.constant(start, tf.int64), k)
+    del block_keys
+  values = keys.numpy()
+  values[np.isneginf(values)] = np.nan
+  return InfluenceTopK(values=values, indices=indices.numpy(), n_in=n_in,
+                       n_out=num_runs - n_in)
+
+
+def topk_from_dense(values, k, rows_per_chunk=256):
+  """Top-k of each row of a dense influence matrix, ranked like `influence_topk`.
+
+  Args:
+    values: [n_test, n_train] float influence matrix (NaN allowed).
+    k: entries to keep per row, in [1, n_train].
+    rows_per_chunk: rows partitioned at a time (bounds the temporary copy).
+
+  Returns:
+    (top_values [n_test, k] of `values`' dtype, top_indices [n_test, k] int64),
+    larger value first, ties by smaller column index, NaN below all reals.
+
+  Raises:
+    ValueError: if `values` is not 2-D or `k` is out of range.
+  """
+  values = np.asarray(values)
+  if values.ndim != 2:
+    raise ValueError("`values` must be [n_test, n_train], got shape {}".format(
+        values.shape))
+  n_test, n_train = values.shape
+  if not 1 <= int(k) <= n_train:
+    raise ValueError("`k` must be in [1, n_train={}], got {}".format(n_train, k))
+  k = int(k)
+  top_values = np.empty((n_test, k), values.dtype)
+  top_indices = np.empty((n_test, k), np.int64)
+  for start in range(0, n_test, rows_per_chunk):
+    rows = slice(start, min(n_test, start + rows_per_chunk))
+    keys = np.where(np.isnan(values[rows]), -np.inf, values[rows])
+    kth_largest = np.partition(keys, n_train - k, axis=1)[:, n_train - k]
+    for offset, (row_keys, threshold) in enumerate(zip(keys, kth_largest)):
+      candidates = np.flatnonzero(row_keys >= threshold)
+      order = np.lexsort((candidates, -row_keys[candidates]))[:k]
+      chosen = candidates[order]
+      top_indices[start + offset] = chosen
+      top_values[start + offset] = values[start + offset, chosen]
+  return top_values, top_indices

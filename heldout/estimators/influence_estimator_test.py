@@ -1,0 +1,222 @@
+"""Tests for heldout.estimators.influence_estimator."""
+
+import math
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from heldout.estimators import influence_estimator
+from heldout.estimators import testing
+
+
+def _assert_same(test, got, want):
+  """Bitwise equality, NaN included."""
+  test.assertEqual(got.dtype, want.dtype)
+  np.testing.assert_array_equal(got, want)
+
+
+class InfluenceDenseTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("few_runs", 0, 6, 0.5, None),
+      ("many_runs", 1, 40, 0.7, 5),
+      ("sparse_subsets", 2, 25, 0.1, 1),
+  )
+  def test_matches_loop(self, seed, num_runs, ratio, block_size):
+    mask, _, correct_test = testing.random_runs(
+        seed, num_runs=num_runs, n_train=19, n_test=8, ratio=ratio,
+        always_in=(3,), never_in=(0, 7))
+    got = influence_estimator.influence_dense(mask, correct_test,
+                                              block_size=block_size)
+    want = testing.influence_loop(mask, correct_test)
+    self.assertEqual(got.values.shape, (8, 19))
+    self.assertEqual(got.values.dtype, np.float32)
+    np.testing.assert_allclose(got.values, want, rtol=0, atol=1e-6)
+    # In every run or in none: NaN (an empty mean), never 0.
+    self.assertTrue(np.isnan(got.values[:, [0, 3, 7]]).all())
+    undefined = (mask.sum(0) == 0) | (mask.sum(0) == num_runs)
+    np.testing.assert_array_equal(np.isnan(got.values),
+                                  np.broadcast_to(undefined, (8, 19)))
+    np.testing.assert_array_equal(got.n_in, mask.sum(0))
+    np.testing.assert_array_equal(got.n_out, num_runs - mask.sum(0))
+
+  def test_hand_computed(self):
+    # Training example 0 in runs 0, 1; test example correct in runs 0, 2.
+    mask = np.array([[1, 1], [1, 0], [0, 1]], bool)
+    correct_test = np.array([[1], [0], [1]], bool)
+    got = influence_estimator.influence_dense(mask, correct_test)
+    # i=0: in {0, 1} -> 1/2, out {2} -> 1; i=1: in {0, 2} -> 1, out {1} -> 0.
+    np.testing.assert_allclose(got.values, [[-0.5, 1.0]])
+
+  @parameterized.named_parameters(("one", 1), ("four", 4), ("odd", 13),
+                                  ("whole", 64))
+  def test_block_size_invariance(self, block_size):
+    mask, _, correct_test = testing.random_runs(4, num_runs=33, n_train=50,
+                                                n_test=12)
+    want = influence_estimator.influence_dense(mask, correct_test,
+                                               block_size=50)
+    got = influence_estimator.influence_dense(mask, correct_test,
+                                              block_size=block_size)
+    _assert_same(self, got.values, want.values)
+
+  def test_memory_budget_sets_block_size(self):
+    # float32: 100 * (4 + 12) + 8 * 10 bytes per training example.
+    self.assertEqual(influence_estimator.block_size_for_budget(
+        10, 100, 10 * 1680, "float32"), 10)
+    # bfloat16, one chunk of runs: 100 * (2 + 12) + 8 * 10.
+    self.assertEqual(influence_estimator.block_size_for_budget(
+        10, 100, 10 * 1480, "bfloat16"), 10)
+    self.assertEqual(influence_estimator.block_size_for_budget(10, 100, 1), 1)
+    mask, _, correct_test = testing.random_runs(5, n_train=30)
+    want = influence_estimator.influence_dense(mask, correct_test)
+    got = influence_estimator.influence_dense(mask, correct_test,
+                                              memory_budget_bytes=2000)
+    _assert_same(self, got.values, want.values)
+
+  @parameterized.named_parameters(("float32", "float32"),
+                                  ("bfloat16", "bfloat16"))
+  def test_matmul_dtypes_are_exact(self, matmul_dtype):
+    # 700 runs: three chunks of 256 for bfloat16, sums well above 256.
+    mask, _, correct_test = testing.random_runs(8, num_runs=700, n_train=37,
+                                                n_test=6, ratio=0.6)
+    got = influence_estimator.influence_dense(mask, correct_test, block_size=16,
+                                              matmul_dtype=matmul_dtype)
+    n_in = mask.sum(0)
+    sum_in = correct_test.T.astype(np.int64) @ mask.astype(np.int64)
+    sum_out = correct_test.sum(0)[:, None] - sum_in
+    want = (np.float32(sum_in / n_in) - np.float32(sum_out / (700 - n_in)))
+    _assert_same(self, got.values, want.astype(np.float32))
+    top = influence_estimator.influence_topk(mask, correct_test, 5,
+                                             block_size=9,
+                                             matmul_dtype=matmul_dtype)
+    want_values, want_indices = influence_estimator.topk_from_dense(want, 5)
+    np.testing.assert_array_equal(top.indices, want_indices)
+    _assert_same(self, top.values, want_values.astype(np.float32))
+
+  def test_resolve_matmul_dtype(self):
+    self.assertIn(influence_estimator.resolve_matmul_dtype("auto"),
+                  ("float32", "bfloat16"))
+    self.assertEqual(influence_estimator.resolve_matmul_dtype("bfloat16"),
+                     "bfloat16")
+    with self.assertRaisesRegex(ValueError, "`matmul_dtype` must be one of"):
+      influence_estimator.resolve_matmul_dtype("float16")
+
+  def test_rejects_bad_inputs(self):
+    mask = np.zeros((3, 4), bool)
+    with self.assertRaisesRegex(ValueError, "`correct_test` must have 3 runs"):
+      influence_estimator.influence_dense(mask, np.zeros((2, 4), bool))
+    with self.assertRaisesRegex(ValueError, "`block_size` must be positive"):
+      influence_estimator.influence_dense(mask, mask, block_size=0)
+    with self.assertRaisesRegex(ValueError, "not both"):
+      influence_estimator.influence_dense(mask, mask, block_size=1,
+                                          memory_budget_bytes=10)
+    with self.assertRaisesRegex(ValueError, "`memory_budget_bytes` must be"):
+      influence_estimator.influence_dense(mask, mask, memory_budget_bytes=0)
+
+
+class InfluenceTopKTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      # Few runs give few distinct values: many ties to break.
+      ("ties", 0, 4, 5, 1),
+      ("k_above_block", 1, 20, 7, 3),
+      ("k_one", 2, 30, 1, 8),
+      ("k_is_n_train", 3, 10, 26, 5),
+      ("one_block", 4, 15, 6, 1000),
+  )
+  def test_agrees_with_dense(self, seed, num_runs, k, block_size):
+    mask, _, correct_test = testing.random_runs(
+        seed, num_runs=num_runs, n_train=26, n_test=11, always_in=(4,),
+        never_in=(9,))
+    dense = influence_estimator.influence_dense(mask, correct_test)
+    got = influence_estimator.influence_topk(mask, correct_test, k,
+                                             block_size=block_size)
+    want_values, want_indices = influence_estimator.topk_from_dense(
+        dense.values, k)
+    np.testing.assert_array_equal(got.indices, want_indices)
+    _assert_same(self, got.values, want_values)
+    # Exactly the dense entries at those indices.
+    _assert_same(self, got.values,
+                 np.take_along_axis(dense.values, got.indices, axis=1))
+    # And the ranking rule, by a full Python sort of the dense matrix.
+    sorted_values, sorted_indices = testing.topk_sort(dense.values, k)
+    np.testing.assert_array_equal(got.indices, sorted_indices)
+    np.testing.assert_array_equal(got.values, sorted_values.astype(np.float32))
+    np.testing.assert_array_equal(got.n_in, dense.n_in)
+
+  def test_matches_loop(self):
+    mask, _, correct_test = testing.random_runs(6, num_runs=50, n_train=21,
+                                                n_test=7, always_in=(),
+                                                never_in=())
+    got = influence_estimator.influence_topk(mask, correct_test, 4,
+                                             block_size=5)
+    want = testing.influence_loop(mask, correct_test)
+    np.testing.assert_allclose(
+        got.values, np.take_along_axis(want, got.indices, axis=1), atol=1e-6)
+    for j in range(7):
+      self.assertLessEqual(np.max(np.delete(want[j], got.indices[j])),
+                           got.values[j, -1] + 1e-6)
+
+  def test_nan_ranks_below_real_values(self):
+    # Training examples 0 and 2 are in every run: their influence is NaN.
+    mask = np.array([[1, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 0]], bool)
+    correct_test = np.array([[1, 0], [0, 1], [1, 1]], bool)
+    got = influence_estimator.influence_topk(mask, correct_test, 4,
+                                             block_size=1)
+    np.testing.assert_array_equal(got.indices[:, 2:], [[0, 2], [0, 2]])
+    self.assertTrue(np.isnan(got.values[:, 2:]).all())
+    self.assertFalse(np.isnan(got.values[:, :2]).any())
+    # Test example 0: i=1 -> 1 - 0 = 1, i=3 -> 0 - 1 = -1.
+    np.testing.assert_array_equal(got.indices[0, :2], [1, 3])
+    np.testing.assert_allclose(got.values[0, :2], [1.0, -1.0])
+    # Two NaNs asked for, not ahead of any real value.
+    top2 = influence_estimator.influence_topk(mask, correct_test, 2)
+    self.assertFalse(np.isnan(top2.values).any())
+
+  def test_ties_go_to_smaller_index_across_blocks(self):
+    # Columns 0..5 identical: every influence ties; order must be by index.
+    column = np.array([1, 0, 1, 0, 1], bool)[:, None]
+    mask = np.repeat(column, 6, axis=1)
+    correct_test = np.array([[1], [0], [1], [1], [0]], bool)
+    for block_size in (1, 2, 4, 6):
+      got = influence_estimator.influence_topk(mask, correct_test, 4,
+                                               block_size=block_size)
+      np.testing.assert_array_equal(got.indices, [[0, 1, 2, 3]])
+
+  @parameterized.named_parameters(("one", 1), ("two", 2), ("seven", 7),
+                                  ("all", 40))
+  def test_block_size_invariance(self, block_size):
+    mask, _, correct_test = testing.random_runs(7, num_runs=9, n_train=40,
+                                                n_test=10)
+    want = influence_estimator.influence_topk(mask, correct_test, 5,
+                                              block_size=40)
+    got = influence_estimator.influence_topk(mask, correct_test, 5,
+                                             block_size=block_size)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    _assert_same(self, got.values, want.values)
+
+  def test_rejects_bad_k(self):
+    mask = np.zeros((3, 4), bool)
+    for k in (0, 5):
+      with self.assertRaisesRegex(ValueError, "`k` must be in \\[1, n_train=4\\]"):
+        influence_estimator.influence_topk(mask, mask[:, :2], k)
+
+
+class TopKFromDenseTest(parameterized.TestCase):
+
+  def test_matches_sort(self):
+    rng = np.random.default_rng(0)
+    values = rng.integers(-3, 4, (9, 30)).astype(np.float32) / 4
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[2] = np.nan
+    for k in (1, 5, 30):
+      got_values, got_indices = influence_estimator.topk_from_dense(
+          values, k, rows_per_chunk=4)
+      want_values, want_indices = testing.topk_sort(values, k)
+      np.testing.assert_array_equal(got_indices, want_indices)
+      np.testing.assert_array_equal(got_values, want_values)
+
+
+if __name__ == "__main__":
+  absltest.main()

@@ -1,0 +1,326 @@
+"""All estimates of an experiment directory, and saving them.
+
+`compute_estimates` reads an experiment in the released layout one subset
+ratio at a time (only one ratio's bool arrays are in memory at once) and
+computes
+
+- consistency at every ratio and its average over the ratios (the C-score);
+- memorization and influence (dense, top-k or none) from the runs of one
+  ratio, `EstimateArgs.subset_ratio`, required when several ratios exist.
+
+`save_estimates` writes them atomically as an .npz (with the arguments, as
+`args_json`) and a per-example CSV beside it; `check_output` refuses to
+replace estimates made with different arguments unless told to overwrite.
+"""
+
+import dataclasses
+import io
+import json
+import os
+from typing import Dict, Optional, Tuple, Union
+
+from absl import logging
+import numpy as np
+
+from heldout import atomic
+from heldout import errors
+from heldout.estimators import assemble
+from heldout.estimators import consistency_estimator as consistency_lib
+from heldout.estimators import influence_estimator as influence_lib
+from heldout.estimators import memorization_estimator as memorization_lib
+from heldout.readers import experiment as experiment_lib
+from heldout.readers import layout
+
+INFLUENCE_MODES = ("dense", "topk", "none")
+CSV_COLUMNS = ("index", "memorization", "se", "n_in", "n_out", "consistency")
+
+# Arguments that do not change the estimates, so re-running with other values
+# into the same output is allowed.
+_NON_RESULT_ARGS = ("memory_budget_bytes",)
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimateArgs:
+  """What `compute_estimates` computes.
+
+  Attributes:
+    experiment_dir: the experiment folder `<ratio>/<run>/aux_arrays.npz`.
+    subset_ratio: the ratio whose runs give memorization and influence, and
+      at which `consistency` is reported; None when the experiment has a
+      single ratio (then `consistency` is that ratio's) or for the C-score:
+      with several ratios it is required for memorization and influence.
+    influence: "dense" ([n_test, n_train]), "topk" or "none".
+    top_k: training examples kept per test example with "topk".
+    memory_budget_bytes: bound on the influence working set per block.
+  """
+  experiment_dir: str
+  subset_ratio: Optional[float] = None
+  influence: str = "topk"
+  top_k: int = 10
+  memory_budget_bytes: int = influence_lib.DEFAULT_MEMORY_BUDGET_BYTES
+
+  def __post_init__(self):
+    if not self.experiment_dir:
+      raise ValueError("`experiment_dir` must be given, got {!r}".format(
+          self.experiment_dir))
+    if self.subset_ratio is not None and not 0.0 < self.subset_ratio <= 1.0:
+      raise ValueError("`subset_ratio` must be in (0, 1], got {}".format(
+          self.subset_ratio))
+    if self.influence not in INFLUENCE_MODES:
+      raise ValueError("`influence` must be one of {}, got {!r}".format(
+          ", ".join(INFLUENCE_MODES), self.influence))
+    if self.top_k <= 0:
+      raise ValueError("`top_k` must be positive, got {}".format(self.top_k))
+    if self.memory_budget_bytes <= 0:
+      raise ValueError("`memory_budget_bytes` must be positive, got {}".format(
+          self.memory_budget_bytes))
+
+  def to_json(self):
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimates:
+  """Estimates of one experiment.
+
+  Attributes:
+    index: [n_train] int64, the training example id of each entry.
+    test_index: [n_test] int64, the test example id of each influence row.
+    subset_ratio: the ratio whose runs gave memorization and influence.
+    run_ids: [R] int64, those runs.
+    ratios: [n_ratios] float64, every ratio of the experiment.
+    runs_per_ratio: [n_ratios] int64, runs used at each ratio.
+    skipped: (run path, reason) of every run left out (no aux arrays).
+    memorization: `Memorization` at `subset_ratio`.
+    consistency_by_ratio: ratio -> `Consistency`.
+    cscore: `CScore`, consistency averaged over the ratios.
+    consistency: [n_train] float64, consistency at the requested
+      `subset_ratio`, else (no ratio requested) `cscore.values`.
+    influence: `Influence`, `InfluenceTopK` or None.
+  """
+  index: np.ndarray
+  test_index: np.ndarray
+  subset_ratio: float
+  run_ids: np.ndarray
+  ratios: np.ndarray
+  runs_per_ratio: np.ndarray
+  skipped: Tuple[Tuple[str, str], ...]
+  memorization: memorization_lib.Memorization
+  consistency_by_ratio: Dict[float, consistency_lib.Consistency]
+  cscore: consistency_lib.CScore
+  consistency: np.ndarray
+  influence: Union[influence_lib.Influence, influence_lib.InfluenceTopK, None]
+
+  def arrays(self):
+    """The arrays saved in the .npz, by key."""
+    ratios = [float(r) for r in self.ratios]
+    out = dict(
+        index=self.index,
+        test_index=self.test_index,
+        subset_ratio=np.float64(self.subset_ratio),
+        run_ids=self.run_ids,
+        ratios=self.ratios,
+        runs_per_ratio=self.runs_per_ratio,
+        memorization=self.memorization.values,
+        memorization_se=self.memorization.se,
+        memorization_n_in=self.memorization.n_in,
+        memorization_n_out=self.memorization.n_out,
+        consistency=self.consistency,
+        consistency_by_ratio=np.stack(
+            [self.consistency_by_ratio[r].values for r in ratios]),
+        consistency_n_out_by_ratio=np.stack(
+            [self.consistency_by_ratio[r].n_out for r in ratios]),
+        cscore=self.cscore.values,
+        cscore_n_ratios=self.cscore.n_ratios,
+    )
+    if isinstance(self.influence, influence_lib.Influence):
+      out["influence"] = self.influence.values
+    elif isinstance(self.influence, influence_lib.InfluenceTopK):
+      out["influence_topk_values"] = self.influence.values
+      out["influence_topk_indices"] = self.influence.indices
+    return out
+
+  def csv_text(self):
+    """Per-example CSV: index, memorization, se, n_in, n_out, consistency."""
+    table = np.column_stack([
+        self.index, self.memorization.values, self.memorization.se,
+        self.memorization.n_in, self.memorization.n_out, self.consistency
+    ]).astype(np.float64)
+    buf = io.StringIO()
+    np.savetxt(buf, table, delimiter=",", header=",".join(CSV_COLUMNS),
+               comments="", fmt=["%d", "%.10g", "%.10g", "%d", "%d", "%.10g"])
+    return buf.getvalue()
+
+  def summary(self):
+    """Human-readable lines: runs per ratio and the runs skipped."""
+    lines = []
+    for ratio, count in zip(self.ratios, self.runs_per_ratio):
+      used = " (memorization, influence)" if ratio == self.subset_ratio else ""
+      lines.append("ratio {}: {} runs{}".format(layout.ratio_dirname(ratio),
+                                                count, used))
+    if self.skipped:
+      lines.append("skipped {} incomplete run(s) without aux_arrays.npz:".format(
+          len(self.skipped)))
+      lines.extend("  {} ({})".format(path, why) for path, why in self.skipped)
+    else:
+      lines.append("no incomplete runs")
+    return "\n".join(lines)
+
+
+def _choose_ratio(experiment, subset_ratio):
+  ratios = experiment.ratios
+  names = ", ".join(layout.ratio_dirname(r) for r in ratios)
+  if subset_ratio is None:
+    if len(ratios) > 1:
+      raise errors.ExperimentError(
+          "{}: holds runs of several subset ratios ({}); choose the one for "
+          "memorization and influence with subset_ratio (--subset_ratio)".format(
+              experiment.path, names))
+    return ratios[0]
+  if float(subset_ratio) not in ratios:
+    raise errors.ExperimentError(
+        "{}: no runs for subset ratio {}; ratios present: {}".format(
+            experiment.path, layout.ratio_dirname(subset_ratio), names))
+  return float(subset_ratio)
+
+
+def compute_estimates(args, progress=True):
+  """Computes every estimate of an experiment directory.
+
+  Args:
+    args: `EstimateArgs`.
+    progress: show progress bars.
+
+  Returns:
+    `Estimates`.
+
+  Raises:
+    ExperimentError: if the directory is not an experiment, `subset_ratio` is
+      missing (several ratios) or absent, the chosen ratio has no usable run,
+      or runs disagree on the dataset sizes.
+    AuxArraysError: if an aux_arrays.npz is unreadable or inconsistent.
+  """
+  experiment = experiment_lib.scan_experiment(args.experiment_dir)
+  chosen = _choose_ratio(experiment, args.subset_ratio)
+  # The chosen ratio first: its runs fix the dataset sizes the others must have.
+  order = [chosen] + [r for r in experiment.ratios if r != chosen]
+  num_train = num_test = None
+  by_ratio = {}
+  runs_per_ratio = {}
+  skipped = []
+  for ratio in order:
+    usable, ratio_skipped = assemble.usable_runs(experiment, ratio)
+    skipped.extend(ratio_skipped)
+    if not usable and ratio != chosen:
+      logging.warning("ratio %s: no run with aux_arrays.npz; its consistency "
+                      "is undefined (NaN)", layout.ratio_dirname(ratio))
+      runs_per_ratio[ratio] = 0
+      by_ratio[ratio] = None
+      continue
+    runs = assemble.load_ratio(experiment, ratio, num_train=num_train,
+                               num_test=num_test, progress=progress)
+    num_train, num_test = runs.num_train, runs.num_test
+    runs_per_ratio[ratio] = runs.num_runs
+    by_ratio[ratio] = consistency_lib.consistency(runs.mask, runs.correct_train)
+    if ratio == chosen:
+      run_ids = runs.run_ids
+      memorization = memorization_lib.memorization(runs.mask,
+                                                   runs.correct_train)
+      influence = None
+      if args.influence == "dense":
+        influence = influence_lib.influence_dense(
+            runs.mask, runs.correct_test,
+            memory_budget_bytes=args.memory_budget_bytes, progress=progress)
+      elif args.influence == "topk":
+        influence = influence_lib.influence_topk(
+            runs.mask, runs.correct_test, min(args.top_k, runs.num_train),
+            memory_budget_bytes=args.memory_budget_bytes, progress=progress)
+    del runs
+  for ratio, value in by_ratio.items():
+    if value is None:
+      by_ratio[ratio] = consistency_lib.Consistency(
+          values=np.full(num_train, np.nan), n_out=np.zeros(num_train, np.int64))
+  cscore = consistency_lib.cscore(by_ratio)
+  consistency = (by_ratio[chosen].values if args.subset_ratio is not None
+                 else cscore.values)
+  ratios = experiment.ratios
+  return Estimates(
+      index=np.arange(num_train, dtype=np.int64),
+      test_index=np.arange(num_test, dtype=np.int64),
+      subset_ratio=chosen,
+      run_ids=run_ids,
+      ratios=np.asarray(ratios, np.float64),
+      runs_per_ratio=np.asarray([runs_per_ratio[r] for r in ratios], np.int64),
+      skipped=tuple(sorted(skipped)),
+      memorization=memorization,
+      consistency_by_ratio={r: by_ratio[r] for r in ratios},
+      cscore=cscore,
+      consistency=consistency,
+      influence=influence)
+
+
+def csv_path_for(npz_path):
+  """`EST.npz` -> `EST.csv` (any other name gets `.csv` appended)."""
+  root, ext = os.path.splitext(str(npz_path))
+  return root + ".csv" if ext == ".npz" else str(npz_path) + ".csv"
+
+
+def _result_args(args_dict):
+  return {k: v for k, v in args_dict.items() if k not in _NON_RESULT_ARGS}
+
+
+def check_output(npz_path, args, overwrite=False):
+  """Refuses to replace estimates that were made with different arguments.
+
+  Args:
+    npz_path: the output .npz.
+    args: `EstimateArgs` about to be run.
+    overwrite: allow replacing them anyway.
+
+  Raises:
+    ArgumentsMismatchError: if `npz_path` exists, `overwrite` is False, and it
+      was made with other arguments (or is not a file of estimates).
+  """
+  if overwrite or not os.path.exists(npz_path):
+    return
+  try:
+    with np.load(npz_path, allow_pickle=False) as npz:
+      previous = json.loads(str(npz["args_json"]))
+  except (OSError, ValueError, KeyError) as e:
+    raise errors.ArgumentsMismatchError(
+        "{}: exists and is not a file of estimates with stored arguments ({}); "
+        "choose another output or overwrite it (--overwrite)".format(
+            npz_path, e)) from None
+  wanted = _result_args(dataclasses.asdict(args))
+  previous = _result_args(previous)
+  if previous != wanted:
+    diff = sorted(k for k in set(previous) | set(wanted)
+                  if previous.get(k) != wanted.get(k))
+    raise errors.ArgumentsMismatchError(
+        "{}: exists and was made with other arguments ({}); choose another "
+        "output or overwrite it (--overwrite)".format(
+            npz_path, ", ".join("{}: {!r} then, {!r} now".format(
+                k, previous.get(k), wanted.get(k)) for k in diff)))
+
+
+def save_estimates(estimates, npz_path, args):
+  """Writes the .npz (with `args_json`) and the CSV beside it, atomically.
+
+  Both files are written to temporary names and renamed only once both are
+  complete: a failure leaves neither new file.
+
+  Args:
+    estimates: `Estimates`.
+    npz_path: the .npz destination.
+    args: the `EstimateArgs` they were computed with.
+
+  Returns:
+    The CSV's path.
+  """
+  csv_path = csv_path_for(npz_path)
+  arrays = estimates.arrays()
+  arrays["args_json"] = np.array(args.to_json())
+  with atomic.atomic_open(csv_path, "w") as f:
+    f.write(estimates.csv_text())
+    atomic.write_npz(npz_path, **arrays)
+  return csv_path

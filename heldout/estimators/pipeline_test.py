@@ -1,0 +1,186 @@
+"""Tests for heldout.estimators.pipeline."""
+
+import csv
+import json
+import math
+import os
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from heldout import errors
+from heldout.estimators import influence_estimator
+from heldout.estimators import pipeline
+from heldout.estimators import testing
+
+
+def _write_experiment(root):
+  """Ratios 0.3 (6 runs) and 0.7 (9 runs + one incomplete); returns truth."""
+  truth = {}
+  for seed, (ratio, num_runs) in enumerate(((0.3, 6), (0.7, 9))):
+    arrays = testing.random_runs(seed, num_runs=num_runs, n_train=14, n_test=5,
+                                 ratio=ratio, always_in=(2,), never_in=(3,))
+    testing.write_runs(root, ratio, *arrays, seed=seed)
+    truth[ratio] = arrays
+  incomplete = testing.write_incomplete_run(root, 0.7, 9)
+  return truth, incomplete
+
+
+class EstimateArgsTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("ratio", dict(subset_ratio=1.5), "`subset_ratio` must be in"),
+      ("mode", dict(influence="full"), "`influence` must be one of"),
+      ("top_k", dict(top_k=0), "`top_k` must be positive"),
+      ("budget", dict(memory_budget_bytes=0), "`memory_budget_bytes` must be"),
+  )
+  def test_rejects(self, kwargs, message):
+    with self.assertRaisesRegex(ValueError, message):
+      pipeline.EstimateArgs(experiment_dir="x", **kwargs)
+
+
+class ComputeEstimatesTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.root = self.create_tempdir().full_path
+    self.truth, self.incomplete = _write_experiment(self.root)
+
+  def test_matches_loops(self):
+    args = pipeline.EstimateArgs(self.root, subset_ratio=0.7, top_k=3)
+    got = pipeline.compute_estimates(args, progress=False)
+    mask, correct_train, correct_test = self.truth[0.7]
+    values, se, n_in, n_out = testing.memorization_loop(mask, correct_train)
+    np.testing.assert_allclose(got.memorization.values, values, atol=1e-12)
+    np.testing.assert_allclose(got.memorization.se, se, atol=1e-12)
+    np.testing.assert_array_equal(got.memorization.n_in, n_in)
+    np.testing.assert_array_equal(got.memorization.n_out, n_out)
+    consistency_07, _ = testing.consistency_loop(mask, correct_train)
+    np.testing.assert_allclose(got.consistency, consistency_07, atol=1e-12)
+    consistency_03, _ = testing.consistency_loop(self.truth[0.3][0],
+                                                 self.truth[0.3][1])
+    np.testing.assert_allclose(got.cscore.values,
+                               np.nanmean([consistency_03, consistency_07], 0))
+    np.testing.assert_array_equal(got.cscore.n_ratios[2:4], [0, 2])
+    dense = testing.influence_loop(mask, correct_test).astype(np.float32)
+    # Values only: ties may order differently from float64 values.
+    want_values, _ = influence_estimator.topk_from_dense(dense, 3)
+    self.assertEqual(got.influence.values.shape, (5, 3))
+    np.testing.assert_allclose(got.influence.values, want_values, atol=1e-6)
+    np.testing.assert_array_equal(got.run_ids, np.arange(9))
+    np.testing.assert_array_equal(got.ratios, [0.3, 0.7])
+    np.testing.assert_array_equal(got.runs_per_ratio, [6, 9])
+    self.assertEqual([p for p, _ in got.skipped], [self.incomplete])
+    self.assertIn("ratio 0.7: 9 runs (memorization, influence)", got.summary())
+    self.assertIn(self.incomplete, got.summary())
+
+  def test_dense_and_none(self):
+    mask, _, correct_test = self.truth[0.3]
+    dense = pipeline.compute_estimates(
+        pipeline.EstimateArgs(self.root, subset_ratio=0.3, influence="dense"),
+        progress=False)
+    np.testing.assert_allclose(dense.influence.values,
+                               testing.influence_loop(mask, correct_test),
+                               atol=1e-6)
+    self.assertEqual(sorted(k for k in dense.arrays() if "influence" in k),
+                     ["influence"])
+    none = pipeline.compute_estimates(
+        pipeline.EstimateArgs(self.root, subset_ratio=0.3, influence="none"),
+        progress=False)
+    self.assertIsNone(none.influence)
+    self.assertFalse([k for k in none.arrays() if "influence" in k])
+
+  def test_several_ratios_need_a_choice(self):
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                "several subset ratios \\(0.3, 0.7\\)"):
+      pipeline.compute_estimates(pipeline.EstimateArgs(self.root),
+                                 progress=False)
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                "no runs for subset ratio 0.5; ratios present: "
+                                "0.3, 0.7"):
+      pipeline.compute_estimates(
+          pipeline.EstimateArgs(self.root, subset_ratio=0.5), progress=False)
+
+  def test_single_ratio_defaults(self):
+    root = self.create_tempdir().full_path
+    mask, correct_train, correct_test = self.truth[0.3]
+    testing.write_runs(root, 0.3, mask, correct_train, correct_test)
+    got = pipeline.compute_estimates(pipeline.EstimateArgs(root), progress=False)
+    self.assertEqual(got.subset_ratio, 0.3)
+    want, _ = testing.consistency_loop(mask, correct_train)
+    np.testing.assert_allclose(got.consistency, want, atol=1e-12)
+
+  def test_ratio_without_usable_runs_is_nan(self):
+    testing.write_incomplete_run(self.root, 0.5, 0)
+    got = pipeline.compute_estimates(
+        pipeline.EstimateArgs(self.root, subset_ratio=0.7, influence="none"),
+        progress=False)
+    np.testing.assert_array_equal(got.runs_per_ratio, [6, 0, 9])
+    self.assertTrue(np.isnan(got.consistency_by_ratio[0.5].values).all())
+    np.testing.assert_array_equal(got.consistency_by_ratio[0.5].n_out, 0)
+
+  def test_sizes_must_agree_across_ratios(self):
+    mask, correct_train, correct_test = self.truth[0.3]
+    testing.write_runs(self.root, 0.5, mask[:, :-1], correct_train[:, :-1],
+                       correct_test)
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                "0.5.*expected 14 training and 5 test"):
+      pipeline.compute_estimates(
+          pipeline.EstimateArgs(self.root, subset_ratio=0.7), progress=False)
+
+
+class SaveEstimatesTest(absltest.TestCase):
+
+  def test_round_trip_and_argument_check(self):
+    root = self.create_tempdir().full_path
+    truth, _ = _write_experiment(root)
+    args = pipeline.EstimateArgs(root, subset_ratio=0.7, top_k=2)
+    estimates = pipeline.compute_estimates(args, progress=False)
+    out = os.path.join(self.create_tempdir().full_path, "sub", "est.npz")
+    csv_path = pipeline.save_estimates(estimates, out, args)
+    self.assertEqual(csv_path, out[:-4] + ".csv")
+    with np.load(out) as npz:
+      self.assertEqual(json.loads(str(npz["args_json"]))["top_k"], 2)
+      np.testing.assert_array_equal(npz["index"], np.arange(14))
+      np.testing.assert_array_equal(npz["memorization"],
+                                    estimates.memorization.values)
+      self.assertEqual(npz["consistency_by_ratio"].shape, (2, 14))
+      self.assertEqual(npz["influence_topk_indices"].shape, (5, 2))
+      self.assertEqual(float(npz["subset_ratio"]), 0.7)
+    with open(csv_path) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual(list(rows[0]), list(pipeline.CSV_COLUMNS))
+    self.assertEqual([int(r["index"]) for r in rows], list(range(14)))
+    mask, correct_train, _ = truth[0.7]
+    values, se, n_in, _ = testing.memorization_loop(mask, correct_train)
+    for i, row in enumerate(rows):
+      if math.isnan(values[i]):
+        self.assertEqual(row["memorization"], "nan")
+      else:
+        self.assertAlmostEqual(float(row["memorization"]), values[i], places=8)
+      self.assertEqual(int(row["n_in"]), n_in[i])
+      self.assertEqual(math.isnan(float(row["se"])), math.isnan(se[i]))
+
+    # Same arguments (a different budget only): fine. Others: refused.
+    pipeline.check_output(out, pipeline.EstimateArgs(
+        root, subset_ratio=0.7, top_k=2, memory_budget_bytes=123))
+    other = pipeline.EstimateArgs(root, subset_ratio=0.7, top_k=3)
+    with self.assertRaisesRegex(errors.ArgumentsMismatchError,
+                                "top_k: 2 then, 3 now.*--overwrite"):
+      pipeline.check_output(out, other)
+    pipeline.check_output(out, other, overwrite=True)
+
+  def test_refuses_a_file_that_is_not_estimates(self):
+    path = self.create_tempfile("x.npz", content="hello").full_path
+    with self.assertRaisesRegex(errors.ArgumentsMismatchError,
+                                "not a file of estimates"):
+      pipeline.check_output(path, pipeline.EstimateArgs("exp"))
+
+  def test_csv_path(self):
+    self.assertEqual(pipeline.csv_path_for("/a/b.npz"), "/a/b.csv")
+    self.assertEqual(pipeline.csv_path_for("/a/b"), "/a/b.csv")
+
+
+if __name__ == "__main__":
+  absltest.main()
