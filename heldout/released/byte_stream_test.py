@@ -1,0 +1,263 @@
+"""Tests of the resumable byte stream against a local Range-capable server."""
+
+import hashlib
+import os
+import stat
+import sys
+import textwrap
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from heldout.released import byte_stream
+from heldout.released import testing_http
+
+_PATH = "/blob.bin"
+
+
+def _payload(n=200_000, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+class _FakeSleep:
+
+  def __init__(self):
+    self.waits = []
+
+  def __call__(self, seconds):
+    self.waits.append(seconds)
+
+
+class ResumableStreamHTTPTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.server = testing_http.RangeHTTPServer().start()
+    self.data = _payload()
+    self.server.add_file(_PATH, self.data)
+    self.url = self.server.base_url + _PATH
+    self.sleep = _FakeSleep()
+
+  def tearDown(self):
+    self.server.stop()
+    super().tearDown()
+
+  def _stream(self, **kwargs):
+    kwargs.setdefault("sleep", self.sleep)
+    kwargs.setdefault("backoff_s", 0.5)
+    return byte_stream.ResumableStream(byte_stream.http_opener(self.url, timeout_s=10),
+                                       name=self.url, **kwargs)
+
+  def _read_all(self, stream, chunk=7919):
+    parts = []
+    while True:
+      data = stream.read(chunk)
+      if not data:
+        return b"".join(parts)
+      parts.append(data)
+
+  def test_reads_whole_object_and_reports_size(self):
+    with self._stream() as stream:
+      self.assertEqual(stream.connect(), len(self.data))
+      self.assertEqual(self._read_all(stream), self.data)
+      self.assertEqual(stream.read(10), b"")
+    self.assertLen(self.server.requests, 1)
+    self.assertIsNone(self.server.requests[0].range)
+
+  @parameterized.named_parameters(
+      ("one_cut", [50_000]),
+      ("three_cuts", [1, 70_000, 33_333]),
+      ("cut_at_header_boundary", [0, 123_456]))
+  def test_dropped_connections_resume_with_range(self, cuts):
+    self.server.cut_connections(_PATH, cuts)
+    with self._stream(max_retries=2) as stream:
+      self.assertEqual(self._read_all(stream), self.data)
+      self.assertEqual(stream.reconnections, len(cuts))
+    requests = self.server.requests
+    self.assertLen(requests, len(cuts) + 1)
+    offset = 0
+    for cut, request in zip(cuts, requests):
+      self.assertEqual(request.range, "bytes={}-".format(offset) if offset else None)
+      self.assertTrue(request.dropped)
+      offset += cut
+    self.assertEqual(requests[-1].range, "bytes={}-".format(offset))
+    self.assertEqual(requests[-1].status, 206)
+
+  def test_server_ignoring_ranges_is_skipped_forward(self):
+    self.server.set_honour_ranges(False)
+    self.server.cut_connections(_PATH, [60_000])
+    with self._stream() as stream:
+      self.assertEqual(self._read_all(stream), self.data)
+    self.assertEqual([r.status for r in self.server.requests], [200, 200])
+    self.assertEqual(self.server.requests[1].range, "bytes=60000-")
+
+  def test_backoff_doubles_and_gives_up_without_progress(self):
+    self.server.cut_connections(_PATH, [0] * 10)
+    with self._stream(max_retries=3, backoff_s=0.5) as stream:
+      with self.assertRaisesRegex(byte_stream.FetchError, "giving up at byte 0 after 4"):
+        stream.read(100)
+    self.assertEqual(self.sleep.waits, [0.5, 1.0, 2.0])
+
+  def test_progress_resets_the_retry_count(self):
+    self.server.cut_connections(_PATH, [10_000, 10_000, 10_000, 10_000])
+    with self._stream(max_retries=1) as stream:
+      self.assertEqual(self._read_all(stream), self.data)
+    self.assertEqual(self.sleep.waits, [0.5] * 4)
+
+  def test_start_offset(self):
+    with self._stream(start=123_000) as stream:
+      self.assertEqual(self._read_all(stream), self.data[123_000:])
+      self.assertEqual(stream.total_size, len(self.data))
+    self.assertEqual(self.server.requests[0].range, "bytes=123000-")
+
+  def test_start_at_end_is_empty(self):
+    with self._stream(start=len(self.data)) as stream:
+      self.assertEqual(stream.read(10), b"")
+    self.assertEqual(self.server.requests[0].status, 416)
+
+  def test_missing_object_fails_without_retrying(self):
+    stream = byte_stream.ResumableStream(
+        byte_stream.http_opener(self.server.base_url + "/nope"), name="nope",
+        sleep=self.sleep)
+    with self.assertRaisesRegex(byte_stream.FetchError, "HTTP 404"):
+      stream.read(1)
+    self.assertEqual(self.sleep.waits, [])
+
+  def test_read_all_with_negative_size(self):
+    with self._stream() as stream:
+      self.assertEqual(stream.read(), self.data)
+
+
+class FakeOpenerTest(absltest.TestCase):
+
+  def _opener(self, versions, sizes, data=b"0123456789"):
+    calls = []
+
+    def open_at(offset):
+      i = len(calls)
+      calls.append(offset)
+      import io  # pylint: disable=g-import-not-at-top
+      body = data[offset:offset + 3]  # Each connection yields 3 bytes, then ends.
+      return byte_stream.Opened(io.BytesIO(body), sizes[i], versions[i])
+
+    return open_at, calls
+
+  def test_reconnects_until_announced_size(self):
+    opener, calls = self._opener([None] * 4, [10] * 4)
+    stream = byte_stream.ResumableStream(opener, sleep=lambda s: None)
+    self.assertEqual(stream.read(), b"0123456789")
+    self.assertEqual(calls, [0, 3, 6, 9])
+
+  def test_changed_version_is_an_error(self):
+    opener, _ = self._opener(["a", "b"], [10, 10])
+    stream = byte_stream.ResumableStream(opener, sleep=lambda s: None)
+    with self.assertRaisesRegex(byte_stream.FetchError, "object changed"):
+      stream.read()
+
+  def test_changed_size_is_an_error(self):
+    opener, _ = self._opener([None, None], [10, 11])
+    stream = byte_stream.ResumableStream(opener, sleep=lambda s: None)
+    with self.assertRaisesRegex(byte_stream.FetchError, "size changed from 10 to 11"):
+      stream.read()
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "`start` must be non-negative"):
+      byte_stream.ResumableStream(lambda o: None, start=-1)
+    with self.assertRaisesRegex(ValueError, "`max_retries`"):
+      byte_stream.ResumableStream(lambda o: None, max_retries=-1)
+
+
+class LocalAndGsutilTest(absltest.TestCase):
+
+  def test_local_file_and_file_url(self):
+    data = _payload(5000, seed=1)
+    path = os.path.join(self.create_tempdir().full_path, "a.tar.gz")
+    with open(path, "wb") as f:
+      f.write(data)
+    for url in (path, "file://" + path):
+      stream = byte_stream.ResumableStream(byte_stream.make_opener(url), start=1000)
+      self.assertEqual(stream.read(), data[1000:])
+      self.assertEqual(stream.total_size, 5000)
+      stream.close()
+    with self.assertRaisesRegex(byte_stream.FetchError, "no such file"):
+      byte_stream.ResumableStream(byte_stream.local_opener(path + "x")).read()
+
+  def test_gsutil_cat_with_range_and_failure(self):
+    folder = self.create_tempdir().full_path
+    data = _payload(3000, seed=2)
+    blob = os.path.join(folder, "blob")
+    with open(blob, "wb") as f:
+      f.write(data)
+    log = os.path.join(folder, "log")
+    fake = os.path.join(folder, "gsutil")
+    # A stand-in for `gsutil -q cat [-r N-] gs://...`: serves the local blob,
+    # logging its arguments; the first call dies after 1000 bytes.
+    with open(fake, "w") as f:
+      f.write(textwrap.dedent("""\
+          #!{python}
+          import os, sys
+          args = sys.argv[1:]
+          with open({log!r}, "a") as log:
+            log.write(" ".join(args) + "\\n")
+          first = sum(1 for _ in open({log!r})) == 1
+          start = int(args[args.index("-r") + 1].rstrip("-")) if "-r" in args else 0
+          data = open({blob!r}, "rb").read()[start:]
+          if first:
+            sys.stdout.buffer.write(data[:1000]); sys.stdout.flush(); sys.exit(1)
+          sys.stdout.buffer.write(data)
+          """).format(python=sys.executable, log=log, blob=blob))
+    os.chmod(fake, os.stat(fake).st_mode | stat.S_IEXEC)
+    stream = byte_stream.ResumableStream(
+        byte_stream.gsutil_opener("gs://bucket/blob", gsutil=fake), sleep=lambda s: None)
+    reader = byte_stream.HashingReader(stream)
+    reader.drain()
+    self.assertEqual(reader.hexdigest(), hashlib.md5(data).hexdigest())
+    self.assertEqual(reader.bytes_read, len(data))
+    with open(log) as f:
+      calls = f.read().splitlines()
+    self.assertEqual(calls, ["-q cat gs://bucket/blob", "-q cat -r 1000- gs://bucket/blob"])
+
+
+class ResolveSourceTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("http", "http://host/x.tar.gz", "auto", "http"),
+      ("https", "https://host/x.tar.gz", "auto", "http"),
+      ("file_url", "file:///tmp/x.tar.gz", "auto", "local"),
+      ("path", "/tmp/x.tar.gz", "auto", "local"),
+      ("other_scheme", "s3://bucket/x.tar.gz", "auto", "gfile"),
+      ("explicit_gfile", "gs://bucket/x.tar.gz", "gfile", "gfile"))
+  def test_resolve(self, url, source, expected):
+    self.assertEqual(byte_stream.resolve_source(url, source), expected)
+
+  def test_gs_auto_depends_on_gsutil(self):
+    import shutil  # pylint: disable=g-import-not-at-top
+    expected = "gsutil" if shutil.which("gsutil") else "gfile"
+    self.assertEqual(byte_stream.resolve_source("gs://b/x", "auto"), expected)
+
+  def test_mismatches(self):
+    with self.assertRaisesRegex(ValueError, "`source` must be one of"):
+      byte_stream.resolve_source("http://x", "ftp")
+    with self.assertRaisesRegex(ValueError, "needs an http"):
+      byte_stream.resolve_source("gs://b/x", "http")
+    with self.assertRaisesRegex(ValueError, "needs a gs://"):
+      byte_stream.resolve_source("http://x", "gsutil")
+
+
+class HashingReaderTest(absltest.TestCase):
+
+  def test_md5_count_and_callback(self):
+    import io  # pylint: disable=g-import-not-at-top
+    data = _payload(10_000, seed=3)
+    seen = []
+    reader = byte_stream.HashingReader(io.BytesIO(data), on_bytes=seen.append)
+    self.assertEqual(reader.read(4000), data[:4000])
+    reader.drain(chunk_size=1000)
+    self.assertEqual(reader.hexdigest(), hashlib.md5(data).hexdigest())
+    self.assertEqual(sum(seen), 10_000)
+    self.assertEqual(seen[:2], [4000, 1000])
+
+
+if __name__ == "__main__":
+  absltest.main()

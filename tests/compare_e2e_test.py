@@ -1,0 +1,166 @@
+"""End-to-end test of `//heldout:compare` on estimate and published files it makes.
+
+The numbers are hand-computed (see each case); the binary runs once as a
+subprocess and otherwise through its `main` in this process.
+"""
+
+import contextlib
+import csv
+import io
+import os
+import subprocess
+import sys
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import flagsaver
+import numpy as np
+
+from heldout import compare
+
+
+def _binary():
+  """The command that runs //heldout:compare (from runfiles under Bazel)."""
+  srcdir = os.environ.get("TEST_SRCDIR")
+  if srcdir:
+    path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""), "heldout", "compare")
+    if os.path.exists(path):
+      return [path]
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return [sys.executable, os.path.join(repo, "heldout", "compare.py")]
+
+
+def _summary(path):
+  with open(path) as f:
+    rows = list(csv.reader(f))
+  assert rows[0] == ["metric", "value"], rows[0]
+  return {name: float(value) for name, value in rows[1:]}
+
+
+def _disagreements(path):
+  with open(path) as f:
+    return list(csv.reader(f))
+
+
+class CompareEndToEndTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.folder = self.create_tempdir().full_path
+    # Ours, by example id: 5: .1, 4: .2, 3: .3, 2: .4, 1: .5, 0: NaN (stored in
+    # reverse id order, as `index` allows).
+    self.ours = os.path.join(self.folder, "est.npz")
+    np.savez(self.ours, cscore=np.array([0.1, 0.2, 0.3, 0.4, 0.5, np.nan]),
+             consistency=np.zeros(6), memorization=np.linspace(0, 1, 6),
+             index=np.array([5, 4, 3, 2, 1, 0]))
+    # Published C-scores by position: ids 1..5 -> .5 .4 .3 .1 .2 (ids 4 and 5 swapped).
+    self.cscores = os.path.join(self.folder, "cifar10-cscores-orig-order.npz")
+    np.savez(self.cscores, labels=np.arange(6) % 2,
+             scores=np.array([0.9, 0.5, 0.4, 0.3, 0.1, 0.2]))
+
+  def _run_main(self, env=None, **flag_values):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with flagsaver.flagsaver(**flag_values), mock.patch.dict(os.environ, env or {}), \
+        contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+      code = compare.main(["compare"])
+    return subprocess.CompletedProcess([], code, stdout.getvalue(), stderr.getvalue())
+
+  def test_cscores_hand_computed(self):
+    prefix = os.path.join(self.folder, "out", "c10")
+    result = subprocess.run(
+        _binary() + ["--ours=" + self.ours, "--published=" + self.cscores,
+                     "--output_prefix=" + prefix, "--top_k=1,2,4", "--num_disagreements=2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, timeout=300)
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    summary = _summary(prefix + "_summary.csv")
+    # Ranks of ids 1..5: ours 5 4 3 2 1, published 5 4 3 1 2: sum d^2 = 2,
+    # Spearman = 1 - 6 * 2 / (5 * 24) = 0.9. Deviations from the mean 0.3:
+    # ours (.2 .1 0 -.1 -.2), published (.2 .1 0 -.2 -.1): Pearson = .09 / .10.
+    self.assertAlmostEqual(summary["spearman"], 0.9)
+    self.assertAlmostEqual(summary["pearson"], 0.9)
+    self.assertEqual(summary["n_compared"], 5)
+    self.assertEqual(summary["n_nan_ours"], 1)
+    self.assertEqual(summary["n_common"], 6)
+    self.assertAlmostEqual(summary["mean_abs_diff"], 0.04)
+    # Top-4: ours {1,2,3,4}, published {1,2,3,5}; bottom-1: ours {5}, published {4}.
+    self.assertEqual(summary["top_1_overlap"], 1.0)
+    self.assertEqual(summary["top_2_overlap"], 1.0)
+    self.assertEqual(summary["top_4_overlap"], 0.75)
+    self.assertEqual(summary["bottom_1_overlap"], 0.0)
+    self.assertEqual(summary["bottom_2_overlap"], 1.0)
+    rows = _disagreements(prefix + "_disagreements.csv")
+    self.assertEqual(rows[0][0], "index")
+    # Ids 4 and 5: percentile ranks .25 vs 0 and 0 vs .25.
+    self.assertEqual([(r[0], float(r[-1])) for r in rows[1:]], [("4", 0.25), ("5", -0.25)])
+    with open(prefix + "_scatter.png", "rb") as f:
+      self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+    self.assertIn("Spearman 0.9000", result.stdout)
+    self.assertIn("original CIFAR order", result.stdout)
+    self.assertIn("(cscore) vs", result.stdout)
+
+  def test_memorization_from_infl_matrix_with_relative_prefix(self):
+    rng = np.random.default_rng(0)
+    tr_labels = np.array([0, 1, 0, 1, 0, 1])
+    tt_labels = np.array([1, 0, 1])
+    arrays = dict(tr_mem=np.linspace(0, 1, 6), tr_labels=tr_labels, tt_labels=tt_labels)
+    for k in (0, 1):
+      tr, tt = np.flatnonzero(tr_labels == k), np.flatnonzero(tt_labels == k)
+      arrays["infl_matrix_class{}".format(k)] = rng.random((len(tr), len(tt)))
+      arrays["tr_classidx_{}".format(k)] = tr
+      arrays["tt_classidx_{}".format(k)] = tt
+    published = os.path.join(self.folder, "cifar100_infl_matrix.npz")
+    np.savez(published, **arrays)
+    result = self._run_main(env={"BUILD_WORKING_DIRECTORY": self.folder},
+                            ours=self.ours, published=published, output_prefix="rel/m")
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    summary = _summary(os.path.join(self.folder, "rel", "m_summary.csv"))
+    # Ours memorization by id: index reversed, so id i has value (5 - i) / 5;
+    # published tr_mem[i] = i / 5: perfectly reversed.
+    self.assertAlmostEqual(summary["spearman"], -1.0)
+    self.assertAlmostEqual(summary["pearson"], -1.0)
+    self.assertEqual(summary["n_compared"], 6)
+    self.assertIn("(memorization) vs", result.stdout)
+    self.assertTrue(os.path.exists(os.path.join(self.folder, "rel", "m_scatter.png")))
+
+  def test_index_map_translates_our_ids(self):
+    # Ours are TFDS positions t; the published file is in the original order o,
+    # with original_index[t] = o. Ours equal the published values once mapped.
+    original_index = np.array([3, 0, 4, 1, 2])
+    published_values = np.array([0.7, 0.1, 0.9, 0.3, 0.5])
+    ours = os.path.join(self.folder, "tfds_order.npz")
+    np.savez(ours, cscore=published_values[original_index], index=np.arange(5))
+    cscores = os.path.join(self.folder, "c.npz")
+    np.savez(cscores, labels=np.zeros(5, int), scores=published_values)
+    mapping = os.path.join(self.folder, "map.npz")
+    np.savez(mapping, original_index=original_index)
+    prefix = os.path.join(self.folder, "mapped")
+    result = self._run_main(ours=ours, published=cscores, index_map=mapping,
+                            output_prefix=prefix)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertAlmostEqual(_summary(prefix + "_summary.csv")["spearman"], 1.0)
+    self.assertIn("mapped through", result.stdout)
+    result = self._run_main(ours=ours, published=cscores, output_prefix=prefix + "_raw")
+    self.assertLess(_summary(prefix + "_raw_summary.csv")["spearman"], 0.5)
+
+  def test_errors_leave_no_output(self):
+    bad = os.path.join(self.folder, "bad.npz")
+    np.savez(bad, something=np.zeros(3))
+    prefix = os.path.join(self.folder, "err")
+    for flag_values, fragment in (
+        (dict(ours=bad, published=self.cscores), "key `cscore` or `consistency` not found"),
+        (dict(ours=self.ours, published=bad), "expected the keys of a C-score file"),
+        (dict(ours=self.ours, published=self.cscores, kind="memorization"),
+         "asked for kind memorization"),
+        (dict(ours=self.ours, published=os.path.join(self.folder, "absent.npz")),
+         "no such file")):
+      result = self._run_main(output_prefix=prefix, **flag_values)
+      self.assertEqual(result.returncode, 1, msg=result.stdout)
+      lines = result.stderr.splitlines()
+      self.assertLen(lines, 1, msg=result.stderr)
+      self.assertTrue(lines[0].startswith("error: "), lines[0])
+      self.assertIn(fragment, lines[0])
+    self.assertEqual([n for n in os.listdir(self.folder) if n.startswith("err")], [])
+
+
+if __name__ == "__main__":
+  absltest.main()
