@@ -1,0 +1,58 @@
+"""TFDS image datasets loaded whole, in file order, as upstream loaded them.
+
+Upstream (google-research/heldout-influence-estimation, `libdata/tfds.py`)
+loads e.g. `cifar10:3.0.2` with `tfds.load(name, batch_size=-1)` and
+unshuffled files, and an example's id is its position in that order (50,000
+train and 10,000 test for CIFAR). The released `aux_arrays.npz` ids refer to
+exactly that order, so nothing here reorders anything. Images are uint8 and
+are scaled to float32 / 255, as upstream does.
+
+Note (upstream's own remark): for `mnist` this order is TFDS's, not the order
+of the original MNIST files.
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from heldout.data import dataset as dataset_lib
+
+# Names the released experiments used, and MNIST for small CNNs.
+KNOWN_DATASETS = ("cifar10:3.0.2", "cifar100:3.0.2", "mnist")
+DATA_SCALE = 255.0
+
+
+def load_tfds(name: str, splits: Sequence[str] = ("train", "test"),
+              data_dir: Optional[str] = None,
+              download: bool = True) -> dataset_lib.Dataset:
+  """Loads a TFDS image classification dataset whole into memory.
+
+  Args:
+    name: TFDS name with optional version, e.g. "cifar10:3.0.2".
+    splits: the splits to load.
+    data_dir: TFDS data directory (TFDS's default if None).
+    download: let TFDS download and prepare the dataset if it is missing.
+
+  Returns:
+    `Dataset` with float32 images / 255 and ids = positions in TFDS's
+    unshuffled order.
+
+  Raises:
+    DatasetError: if a split lacks an `image` or `label` feature.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  loaded, info = tfds.load(name, split=list(splits), batch_size=-1,
+                           shuffle_files=False, with_info=True,
+                           data_dir=data_dir, download=download)
+  out = {}
+  for split, tensors in zip(splits, loaded):
+    arrays = tfds.as_numpy(tensors)
+    for key in ("image", "label"):
+      if key not in arrays:
+        raise dataset_lib.DatasetError(
+            "{} split `{}`: expected features `image` and `label`, found {}"
+            .format(name, split, sorted(arrays)))
+    out[split] = dataset_lib.split_from_arrays(
+        arrays["image"], np.asarray(arrays["label"]), scale=DATA_SCALE)
+  num_classes = info.features["label"].num_classes
+  return dataset_lib.Dataset(name=name, num_classes=num_classes, splits=out)

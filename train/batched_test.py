@@ -1,0 +1,177 @@
+"""Tests for train.batched against the single-model module and loop."""
+
+import os
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from heldout.data import digits
+from heldout.models import registry
+from heldout.readers import aux_arrays
+from heldout.readers import layout
+from train import batched
+from train import heldout_training
+from train import loop
+from train import subsets
+from train.configs import base
+
+MLP = base.TrainConfig(name="tiny_mlp", dataset="digits", arch="mlp",
+                       arch_kwargs={"hidden_sizes": (16, 12)}, epochs=2,
+                       batch_size=64, learning_rate=0.1, momentum=0.9,
+                       lr_schedule="linear", warmup_epochs=0.5,
+                       weight_decay=1e-3)
+CNN = MLP.replace(name="tiny_cnn", arch="small_cnn",
+                  arch_kwargs={"channels": (4, 8), "hidden": 16})
+CASES = (("mlp", MLP), ("small_cnn", CNN))
+
+
+def _module(config):
+  model = registry.build_model(config.arch, 10, **config.arch_kwargs)
+  model(tf.zeros([1, 8, 8, 1]), is_training=False)
+  return model
+
+
+class BatchedTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.data = digits.load_digits()
+
+  @parameterized.named_parameters(*CASES)
+  def test_initial_weights_are_the_single_runs(self, config):
+    trainer = batched.BatchedTrainer(config.arch, 10, (8, 8, 1), config, k=2)
+    single = loop.Trainer(lambda: _module(config), (8, 8, 1), config)
+    for seed in (7, 123456):
+      fast = trainer.initial_values(seed)
+      slow = trainer.initial_values_reference(seed)
+      single.reset(seed)
+      want = [batched._resolve(single.model, p).numpy()  # pylint: disable=protected-access
+              for p in trainer.paths]
+      for a, b, c in zip(fast, slow, want):
+        self.assertAllEqual(a, b)
+        self.assertAllEqual(a, c)
+
+  @parameterized.named_parameters(*CASES)
+  def test_forward_matches_single_modules(self, config):
+    trainer = batched.BatchedTrainer(config.arch, 10, (8, 8, 1), config, k=3)
+    trainer.reset([1, 2, 3])
+    images = self.data.train.images[:30].reshape(3, 10, 8, 8, 1)
+    logits = batched.batched_forward(config.arch, trainer.params, images)
+    self.assertEqual(logits.shape, (3, 10, 10))
+    for i in range(3):
+      module = trainer.export(i)
+      self.assertAllClose(logits[i], module(images[i], is_training=False),
+                          atol=1e-5)
+
+  @parameterized.named_parameters(*CASES)
+  def test_k1_trains_like_the_single_model_loop(self, config):
+    seed = subsets.run_seed(0.7, 5)
+    ids = subsets.draw_subset(len(self.data.train), 0.7, 5)
+    trainer = batched.BatchedTrainer(config.arch, 10, (8, 8, 1), config, k=1)
+    trainer.fit(self.data.train, [ids], [seed])
+    single = loop.Trainer(lambda: _module(config), (8, 8, 1), config)
+    single.reset(seed)
+    single.fit(self.data.train, ids, seed)
+    self.assertEqual(int(trainer.global_step.numpy()),
+                     int(single.global_step.numpy()))
+    for path, stacked in zip(trainer.paths, trainer.params):
+      want = batched._resolve(single.model, path).numpy()  # pylint: disable=protected-access
+      self.assertAllClose(stacked[0], want, atol=2e-5, msg=path)
+
+  def test_models_train_independently(self):
+    # Model 1 of a K=3 group equals the same run trained with K=1.
+    config = MLP
+    runs = [4, 9, 2]
+    seeds = [subsets.run_seed(0.5, r) for r in runs]
+    ids = [subsets.draw_subset(1257, 0.5, r) for r in runs]
+    three = batched.BatchedTrainer("mlp", 10, (8, 8, 1), config, k=3)
+    three.fit(self.data.train, ids, seeds)
+    one = batched.BatchedTrainer("mlp", 10, (8, 8, 1), config, k=1)
+    one.fit(self.data.train, ids[1:2], seeds[1:2])
+    for a, b in zip(three.params, one.params):
+      self.assertAllClose(a[1], b[0], atol=1e-5)
+
+  @parameterized.named_parameters(*CASES)
+  def test_written_runs_restore_into_the_single_module(self, config):
+    out = self.create_tempdir().full_path
+    results = batched.train_heldout_batched(
+        self.data, config.arch, 0.7, [0, 1, 2], out, config, k=2,
+        progress=False)
+    self.assertEqual([r.status for r in results], ["trained"] * 3)
+    # Reference: the logits of the batched model, recomputed for run 2 alone.
+    trainer = batched.BatchedTrainer(config.arch, 10, (8, 8, 1), config, k=1)
+    trainer.fit(self.data.train, [subsets.draw_subset(1257, 0.7, 2)],
+                [subsets.run_seed(0.7, 2)])
+    want = batched.batched_forward(config.arch, trainer.params,
+                                   self.data.test.images[None])[0]
+    for run_id in (0, 1, 2):
+      run_dir = layout.run_dir(out, 0.7, run_id)
+      self.assertTrue(heldout_training.is_complete_run(run_dir))
+      aux = aux_arrays.read_aux_arrays(layout.aux_arrays_path(run_dir),
+                                       num_train=1257, num_test=540)
+      np.testing.assert_array_equal(aux.subsample_idx,
+                                    subsets.draw_subset(1257, 0.7, run_id))
+      model = registry.build_model(config.arch, 10, **config.arch_kwargs)
+      epoch = tf.Variable(0, dtype=tf.int64)
+      step = tf.Variable(0, dtype=tf.int64)
+      model(tf.zeros([1, 8, 8, 1]), is_training=False)
+      tf.train.Checkpoint(model=model, epoch=epoch, global_step=step).restore(
+          layout.find_checkpoint_prefix(run_dir)).expect_partial()
+      self.assertEqual(int(epoch.numpy()), 2)
+      self.assertEqual(int(step.numpy()), 2 * 14)
+      logits = model(self.data.test.images, is_training=False).numpy()
+      np.testing.assert_array_equal(
+          aux.correctness_on_test_set(),
+          np.argmax(logits, -1) == self.data.test.labels)
+      pred_train = np.argmax(model(self.data.train.images,
+                                   is_training=False), -1)
+      np.testing.assert_array_equal(aux.correctness_on_train_set(),
+                                    pred_train == self.data.train.labels)
+      if run_id == 2:
+        self.assertAllClose(logits, want, atol=1e-4)
+
+  def test_resumes_at_run_granularity_and_shares_experiments(self):
+    out = self.create_tempdir().full_path
+    heldout_training.train_heldout(self.data, MLP, 0.7, [1], out,
+                                   progress=False)
+    mtime = os.path.getmtime(layout.aux_arrays_path(layout.run_dir(out, 0.7,
+                                                                   1)))
+    results = batched.train_heldout_batched(self.data, "mlp", 0.7,
+                                            [0, 1, 2, 3, 4], out, MLP, k=3,
+                                            progress=False)
+    self.assertEqual([r.status for r in results],
+                     ["trained", "skipped", "trained", "trained", "trained"])
+    self.assertEqual(mtime, os.path.getmtime(layout.aux_arrays_path(
+        layout.run_dir(out, 0.7, 1))))
+    self.assertEqual(sorted(os.listdir(os.path.join(out, "0.7"))),
+                     ["0", "1", "2", "3", "4"])
+
+  def test_groups_are_balanced(self):
+    groups, size = batched._balanced_groups(list(range(100)), 64)  # pylint: disable=protected-access
+    self.assertEqual(size, 50)
+    self.assertEqual([len(g) for g in groups], [50, 50])
+    self.assertEqual(batched._balanced_groups([], 64), ([], 0))  # pylint: disable=protected-access
+
+  def test_refusals(self):
+    with self.assertRaisesRegex(ValueError, "augmentation"):
+      batched.BatchedTrainer("mlp", 10, (8, 8, 1), MLP.replace(augment=True),
+                             k=2)
+    with self.assertRaisesRegex(ValueError, "arch"):
+      batched.BatchedTrainer("small_inception", 10, (8, 8, 1), MLP, k=2)
+    with self.assertRaisesRegex(ValueError, "`k`"):
+      batched.BatchedTrainer("mlp", 10, (8, 8, 1), MLP, k=0)
+
+  def test_flops(self):
+    module = _module(MLP)
+    self.assertEqual(batched.train_flops_per_example("mlp", module, (8, 8, 1)),
+                     2 * (64 * 16 + 16 * 12 + 12 * 10))
+    cnn = _module(CNN)
+    self.assertEqual(
+        batched.train_flops_per_example("small_cnn", cnn, (8, 8, 1)),
+        2 * (64 * 9 * 1 * 4 + 16 * 9 * 4 * 8 + 32 * 16 + 16 * 10))
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,53 @@
+"""Heldout training recipes by name (`get_config("cifar10")`)."""
+
+from train.configs import base
+from train.configs import cifar10
+from train.configs import cifar100
+from train.configs import digits
+from train.configs import mnist
+from train.configs.base import TrainConfig
+
+CONFIGS = {
+    c.name: c for c in (
+        digits.CONFIG, digits.SMALL, digits.CNN,
+        mnist.CONFIG, mnist.SMALL, mnist.CNN,
+        cifar10.CONFIG, cifar10.SMALL,
+        cifar100.CONFIG, cifar100.SMALL)
+}
+
+# Dataset name -> its default config.
+DEFAULT_CONFIGS = {
+    "digits": "digits",
+    "mnist": "mnist",
+    "cifar10:3.0.2": "cifar10",
+    "cifar100:3.0.2": "cifar100",
+}
+
+
+def get_config(name: str) -> TrainConfig:
+  """The config `name`.
+
+  Raises:
+    ValueError: naming the known configs.
+  """
+  if name not in CONFIGS:
+    raise ValueError("`config` must be one of {}, got {!r}".format(
+        sorted(CONFIGS), name))
+  return CONFIGS[name]
+
+
+def default_config_name(dataset_name: str) -> str:
+  """The default config of a dataset.
+
+  Raises:
+    ValueError: for datasets without one (e.g. npz files: pass a config).
+  """
+  if dataset_name not in DEFAULT_CONFIGS:
+    raise ValueError(
+        "no default config for dataset {!r}; pass --config (one of {})".format(
+            dataset_name, sorted(CONFIGS)))
+  return DEFAULT_CONFIGS[dataset_name]
+
+
+__all__ = ["CONFIGS", "DEFAULT_CONFIGS", "TrainConfig", "base",
+           "default_config_name", "get_config"]

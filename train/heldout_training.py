@@ -1,0 +1,311 @@
+"""Heldout training: one model per run id on a random subset of the training set.
+
+For each run id r at subset ratio q: draw the run's subset (`subsets`), train
+a fresh model on it, then record correctness on `train` (the subset),
+`removed` (the rest of the training set) and `test`, with evaluation batches
+of 200 and no augmentation. Each finished run is written in the released
+layout:
+
+    <output_dir>/<q>/<r>/checkpoints/ckpt-<epochs>.{index,data-00000-of-00001}
+    <output_dir>/<q>/<r>/aux_arrays.npz
+
+Safe to kill and restart at any moment:
+  * a run trains in `<output_dir>/<q>/.<r>.tmp/`, saving its progress
+    (model, optimizer, epoch, global_step) there at the end of an epoch every
+    `checkpoint_every_seconds`; a restarted job continues from it, on the
+    same data order;
+  * the finished run's checkpoint and aux_arrays.npz are written into the
+    temporary folder, which is then renamed to `<q>/<r>`: a run folder under
+    its final name is always complete;
+  * finished runs are skipped.
+The arguments of the job are stored in `<output_dir>/heldout_training.json`;
+a later job with other arguments into the same folder is refused.
+
+Several machines share the work without a coordinator: give each a disjoint
+`run_ids` range, or the same range with `num_workers`/`worker_index` (run r
+goes to worker r % num_workers; `subsets.select_runs`).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Callable, List, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from heldout import atomic
+from heldout import errors
+from heldout.models import registry as model_registry
+from heldout.readers import aux_arrays as aux_lib
+from heldout.readers import layout
+from train import loop
+from train import subsets
+
+ARGS_FILENAME = "heldout_training.json"
+PROGRESS_DIRNAME = "progress"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """What one run did: `status` is "trained", "resumed" or "skipped"."""
+  run_id: int
+  status: str
+  path: str
+  seconds: float = 0.0
+  accuracy: Optional[dict] = None
+
+
+def tmp_run_dir(output_dir, subset_ratio, run_id):
+  """`<output_dir>/<ratio>/.<run_id>.tmp`, where an unfinished run lives."""
+  return os.path.join(output_dir, layout.ratio_dirname(subset_ratio),
+                      ".{}.tmp".format(int(run_id)))
+
+
+def is_complete_run(path) -> bool:
+  """A run folder with aux_arrays.npz and exactly one checkpoint."""
+  if not os.path.isfile(layout.aux_arrays_path(path)):
+    return False
+  try:
+    prefix = layout.find_checkpoint_prefix(path)
+  except errors.RunNotFoundError:
+    return False
+  return bool(tf.io.gfile.glob(prefix + ".data-*"))
+
+
+def job_arguments(dataset, config) -> dict:
+  """What must agree between jobs writing into one experiment folder."""
+  return {"dataset": dataset.name, "num_train": len(dataset.train),
+          "num_test": len(dataset.test), "num_classes": dataset.num_classes,
+          "config": config.to_json()}
+
+
+def check_or_write_arguments(output_dir, arguments: dict):
+  """Stores `arguments`, or checks them against the stored ones.
+
+  Raises:
+    ArgumentsMismatchError: naming the fields that differ and what to do.
+  """
+  path = os.path.join(output_dir, ARGS_FILENAME)
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+    if stored != arguments:
+      def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+          if isinstance(v, dict):
+            out.update(flat(v, prefix + k + "."))
+          else:
+            out[prefix + k] = v
+        return out
+      a, b = flat(stored), flat(arguments)
+      diffs = ["{}: stored {!r}, now {!r}".format(k, a.get(k), b.get(k))
+               for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+      raise errors.ArgumentsMismatchError(
+          "{} holds runs made with other arguments ({}); use another output "
+          "directory, or delete {} and its runs to start over".format(
+              output_dir, "; ".join(diffs), path))
+    return
+  os.makedirs(output_dir, exist_ok=True)
+  atomic.write_json(path, arguments)
+
+
+def evaluate_run(evaluate_fn, dataset, subset):
+  """Correctness on train (the subset), removed and test, by example id.
+
+  Args:
+    evaluate_fn: `(split, ids) -> (ids, correct)`; `ids=None` means every
+      example in id order.
+    dataset: the `Dataset`.
+    subset: [n_subset] int64 training ids of the run.
+
+  Returns:
+    dict of the `aux_arrays.npz` arrays.
+  """
+  removed = subsets.removed_ids(len(dataset.train), subset)
+  # One pass over the whole training set, then split by id.
+  train_ids, train_correct = evaluate_fn(dataset.train, None)
+  by_id = np.zeros(len(dataset.train), dtype=bool)
+  by_id[train_ids] = train_correct
+  index_test, correct_test = evaluate_fn(dataset.test, None)
+  return dict(subsample_idx=subset, correctness_train=by_id[subset],
+              correctness_removed=by_id[removed],
+              correctness_test=correct_test, index_train=subset,
+              index_removed=removed, index_test=index_test)
+
+
+def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
+                arrays: dict, num_train, num_test, write_fn=None):
+  """Writes the final checkpoint and aux_arrays.npz, then renames into place.
+
+  Args:
+    tmp_dir: the run's temporary folder.
+    final_dir: `<output_dir>/<ratio>/<run_id>` (must not exist).
+    checkpoint: `tf.train.Checkpoint(model=..., epoch=..., global_step=...)`.
+    epoch: the final epoch, for the `ckpt-<epoch>` name.
+    arrays: the `aux_arrays.npz` arrays.
+    num_train: training set size, checked.
+    num_test: test set size, checked.
+    write_fn: `prefix -> None` writing `checkpoint` (e.g. a compiled
+      `checkpoint.write`); `checkpoint.write` if None.
+  """
+  shutil.rmtree(layout.checkpoints_dir(tmp_dir), ignore_errors=True)
+  os.makedirs(layout.checkpoints_dir(tmp_dir))
+  (write_fn or checkpoint.write)(layout.checkpoint_prefix(tmp_dir, epoch))
+  aux_lib.write_aux_arrays(layout.aux_arrays_path(tmp_dir), num_train=num_train,
+                           num_test=num_test, **arrays)
+  shutil.rmtree(os.path.join(tmp_dir, PROGRESS_DIRNAME), ignore_errors=True)
+  os.rename(tmp_dir, final_dir)
+
+
+def pending_runs(output_dir, subset_ratio, run_ids) -> List[int]:
+  """The runs of `run_ids` without a complete folder.
+
+  Raises:
+    ExperimentError: if a run folder exists but is incomplete (this module
+      never leaves one; something else wrote it).
+  """
+  pending = []
+  for run_id in run_ids:
+    final = layout.run_dir(output_dir, subset_ratio, run_id)
+    if is_complete_run(final):
+      continue
+    if os.path.exists(final):
+      raise errors.ExperimentError(
+          "{}: run folder exists but is incomplete (no aux_arrays.npz or no "
+          "single checkpoint); it was not written by heldout training, which "
+          "publishes complete runs only: inspect and delete it".format(final))
+    pending.append(run_id)
+  return pending
+
+
+def _check_local(output_dir):
+  if "://" in str(output_dir):
+    raise ValueError("`output_dir` must be a local path (runs are published by "
+                     "an atomic local rename), got {}".format(output_dir))
+
+
+def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
+              output_dir, callbacks: Sequence[loop.Callback] = ()) -> RunResult:
+  """Trains (or continues) and publishes one run with `trainer`."""
+  config = trainer.config
+  started = time.time()
+  final = layout.run_dir(output_dir, subset_ratio, run_id)
+  tmp = tmp_run_dir(output_dir, subset_ratio, run_id)
+  seed = subsets.run_seed(subset_ratio, run_id)
+  subset = subsets.draw_subset(len(dataset.train), subset_ratio, run_id)
+  trainer.reset(seed)
+  progress = trainer.progress_checkpoint()
+  manager = tf.train.CheckpointManager(
+      progress, os.path.join(tmp, PROGRESS_DIRNAME), max_to_keep=1)
+  status = "trained"
+  if manager.latest_checkpoint:
+    progress.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    status = "resumed"
+    logging.info("run %d: resuming at epoch %d from %s", run_id,
+                 int(trainer.epoch.numpy()), manager.latest_checkpoint)
+  else:
+    os.makedirs(tmp, exist_ok=True)
+
+  last_save = [time.time()]
+
+  def save_progress(epochs_done):
+    if (epochs_done < config.epochs and
+        time.time() - last_save[0] >= config.checkpoint_every_seconds):
+      manager.save(checkpoint_number=epochs_done)
+      last_save[0] = time.time()
+
+  trainer.fit(dataset.train, subset, seed, callbacks=callbacks,
+              epoch_end_fn=save_progress)
+  arrays = evaluate_run(trainer.evaluate, dataset, subset)
+  publish_run(tmp, final, trainer.final_checkpoint(), config.epochs, arrays,
+              len(dataset.train), len(dataset.test))
+  accuracy = {split: float(np.mean(arrays["correctness_" + split]))
+              for split in aux_lib.SPLITS}
+  return RunResult(run_id=run_id, status=status, path=final,
+                   seconds=time.time() - started, accuracy=accuracy)
+
+
+def _progress_bar(total, desc, enabled):
+  if not enabled:
+    return None
+  try:
+    from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return tqdm.tqdm(total=total, desc=desc, unit="run")
+
+
+def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
+                  output_dir, *, strategy=None, progress: bool = True,
+                  callbacks: Sequence[loop.Callback] = (),
+                  model_fn: Optional[Callable] = None) -> List[RunResult]:
+  """Trains the runs `run_ids` at `subset_ratio`, one model at a time.
+
+  Args:
+    dataset: a `heldout.data.Dataset` with "train" and "test".
+    config: `TrainConfig`.
+    subset_ratio: fraction of the training set each run trains on.
+    run_ids: the run ids this job is responsible for.
+    output_dir: experiment folder (local).
+    strategy: `tf.distribute` strategy (`loop.make_strategy()` if None).
+    progress: show a tqdm bar (runs done, ETA); absl logging either way.
+    callbacks: `loop.Callback`s passed to every run's training.
+    model_fn: builds the model (from `config.arch` if None).
+
+  Returns:
+    A `RunResult` per run id, in order (skipped ones included).
+
+  Raises:
+    ArgumentsMismatchError: if `output_dir` holds runs of other arguments.
+    ExperimentError: if a run folder exists but is incomplete.
+  """
+  _check_local(output_dir)
+  layout.ratio_dirname(subset_ratio)
+  check_or_write_arguments(output_dir, job_arguments(dataset, config))
+  run_ids = [int(r) for r in run_ids]
+  pending = set(pending_runs(output_dir, subset_ratio, run_ids))
+  results = []
+  logging.info("heldout training %s/%s ratio %s: %d runs asked, %d to train",
+               dataset.name, config.arch, layout.ratio_dirname(subset_ratio),
+               len(run_ids), len(pending))
+  trainer = None
+  if pending:
+    if model_fn is None:
+      model_fn = lambda: model_registry.build_model(  # pylint: disable=g-long-lambda
+          config.arch, dataset.num_classes, **config.arch_kwargs)
+    trainer = loop.Trainer(model_fn, dataset.image_shape, config,
+                           strategy=strategy)
+  bar = _progress_bar(len(pending), "ratio {}".format(
+      layout.ratio_dirname(subset_ratio)), progress)
+  done = 0
+  started = time.time()
+  try:
+    for run_id in run_ids:
+      if run_id not in pending:
+        results.append(RunResult(run_id, "skipped",
+                                 layout.run_dir(output_dir, subset_ratio,
+                                                run_id)))
+        continue
+      result = train_run(trainer, dataset, subset_ratio, run_id, output_dir,
+                         callbacks=callbacks)
+      results.append(result)
+      done += 1
+      elapsed = time.time() - started
+      logging.info(
+          "run %d %s in %.1fs: accuracy train %.4f removed %.4f test %.4f "
+          "[%d/%d, ETA %.0fs]", run_id, result.status, result.seconds,
+          result.accuracy["train"], result.accuracy["removed"],
+          result.accuracy["test"], done, len(pending),
+          elapsed / done * (len(pending) - done))
+      if bar is not None:
+        bar.update(1)
+        bar.set_postfix(test_acc="{:.4f}".format(result.accuracy["test"]))
+  finally:
+    if bar is not None:
+      bar.close()
+  return results

@@ -1,0 +1,80 @@
+"""Tests for train.optim: schedules and the update rule, by hand."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from train import optim
+from train.configs import base
+
+
+def _config(**kw):
+  defaults = dict(name="t", dataset="digits", arch="mlp", epochs=10,
+                  batch_size=8, learning_rate=0.4)
+  defaults.update(kw)
+  return base.TrainConfig(**defaults)
+
+
+class ScheduleTest(tf.test.TestCase):
+
+  def test_constant(self):
+    for step in (0, 5, 99):
+      self.assertAllClose(optim.learning_rate(step, 10, _config()), 0.4)
+
+  def test_linear_warmup_then_decay(self):
+    config = _config(lr_schedule="linear", warmup_epochs=2)
+    # 10 steps per epoch: warmup 20 steps, then linear to 0 over 80.
+    for step, expected in ((0, 0.4 / 20), (9, 0.4 * 10 / 20), (19, 0.4),
+                           (20, 0.4), (60, 0.2), (99, 0.4 * 1 / 80),
+                           (100, 0.0), (150, 0.0)):
+      self.assertAllClose(optim.learning_rate(step, 10, config), expected,
+                          msg=str(step))
+
+  def test_cosine(self):
+    config = _config(lr_schedule="cosine")
+    for step in (0, 25, 50, 100):
+      expected = 0.2 * (1 + math.cos(math.pi * step / 100))
+      self.assertAllClose(optim.learning_rate(step, 10, config), expected)
+
+
+class UpdateTest(tf.test.TestCase):
+
+  def _run(self, config, steps=3):
+    p = tf.Variable([1.0, -2.0])
+    a = tf.Variable([0.0, 0.0])
+    grads = [np.array([0.5, 1.0], np.float32), np.array([-1.0, 0.25],
+                                                         np.float32),
+             np.array([2.0, 0.0], np.float32)]
+    for g in grads[:steps]:
+      optim.apply_updates([p], [a], [tf.constant(g)], 0.1, config, [True])
+    return p.numpy(), grads
+
+  def test_momentum_matches_hand_loop(self):
+    config = _config(momentum=0.9, weight_decay=0.01)
+    got, grads = self._run(config)
+    p, a = np.array([1.0, -2.0]), np.zeros(2)
+    for g in grads:
+      g = g + 0.01 * p
+      a = 0.9 * a + g
+      p = p - 0.1 * a
+    self.assertAllClose(got, p)
+
+  def test_nesterov_and_sgd(self):
+    got, grads = self._run(_config(momentum=0.5, nesterov=True))
+    p, a = np.array([1.0, -2.0]), np.zeros(2)
+    for g in grads:
+      a = 0.5 * a + g
+      p = p - 0.1 * (g + 0.5 * a)
+    self.assertAllClose(got, p)
+    got, grads = self._run(_config(optimizer="sgd"))
+    self.assertAllClose(got, np.array([1.0, -2.0]) - 0.1 * sum(grads))
+
+  def test_decay_mask(self):
+    self.assertTrue(optim.is_decayed(tf.Variable(1.0, name="mlp/linear_0/w")))
+    self.assertFalse(optim.is_decayed(tf.Variable(1.0, name="mlp/linear_0/b")))
+    self.assertFalse(optim.is_decayed(tf.Variable(1.0, name="bn/scale")))
+
+
+if __name__ == "__main__":
+  tf.test.main()
