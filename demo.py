@@ -1,0 +1,11 @@
+"""The heldout demo: `python demo.py` is `bazel run //heldout:demo`.
+
+See heldout/demo.py for what it does and its flags.
+"""
+
+from absl import app
+
+from heldout import demo
+
+if __name__ == "__main__":
+  app.run(demo.main)
