@@ -10,6 +10,10 @@ class HeldoutError(Exception):
   """Base class of the toolkit's own errors."""
 
 
+class DatasetError(HeldoutError, ValueError):
+  """A dataset file or array set is malformed or lacks what is asked of it."""
+
+
 class AuxArraysError(HeldoutError, ValueError):
   """An `aux_arrays.npz` file is missing a key or holds inconsistent arrays."""
 

@@ -5,10 +5,10 @@ against CIFAR-10 loaded through TFDS exactly as upstream loads it, with
 `tfds.testing.mock_data` standing in for the real files.
 """
 
+import contextlib
 import io
 import os
 import shutil
-import contextlib
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -19,6 +19,7 @@ from heldout import demo
 from heldout import errors
 from heldout import verify_run
 from heldout.data import registry as data_registry
+from heldout.data import testing as data_testing
 from heldout.inference import predict_logits
 from heldout.readers import aux_arrays
 from heldout.readers import checkpoints
@@ -29,22 +30,13 @@ GOLDEN_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 NUM_EXAMPLES = 24
 
 
-def _write_tfds_metadata(data_dir, name):
-  builder = tfds.builder(name, data_dir=data_dir)
-  builder.info.set_splits(tfds.core.SplitDict([
-      tfds.core.SplitInfo(name=split, shard_lengths=[NUM_EXAMPLES], num_bytes=0,
-                          filename_template=None)
-      for split in ("train", "test")]))
-  os.makedirs(builder.data_dir, exist_ok=True)
-  builder.info.write_to_directory(builder.data_dir)
-
-
 class VerifyRunTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
     self.data_dir = self.create_tempdir().full_path
-    _write_tfds_metadata(self.data_dir, "cifar10:3.0.2")
+    data_testing.write_tfds_metadata(self.data_dir, "cifar10:3.0.2",
+                                     NUM_EXAMPLES)
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES,
                                 policy=tfds.testing.MockPolicy.USE_FILES,
                                 data_dir=self.data_dir):

@@ -9,25 +9,19 @@ import csv
 import io
 import os
 import subprocess
-import sys
 from unittest import mock
 
 from absl.testing import absltest
+
 from absl.testing import flagsaver
 import numpy as np
 
 from heldout import compare
+from tests import binaries
 
 
 def _binary():
-  """The command that runs //heldout:compare (from runfiles under Bazel)."""
-  srcdir = os.environ.get("TEST_SRCDIR")
-  if srcdir:
-    path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""), "heldout", "compare")
-    if os.path.exists(path):
-      return [path]
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return [sys.executable, os.path.join(repo, "heldout", "compare.py")]
+  return binaries.command("heldout/compare", "heldout/compare.py")
 
 
 def _summary(path):

@@ -9,34 +9,27 @@ second start resumes (skips every finished run).
 import os
 import re
 import subprocess
-import sys
 
 from absl.testing import absltest
+
 import numpy as np
 
 from heldout.readers import aux_arrays
 from heldout.readers import experiment
+from tests import binaries
 
-REPO_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         os.pardir)
 ARGS = ("--output_dir=out", "--runs=48", "--cscore_ratios=0.5",
         "--cscore_runs=16", "--k=16", "--show=3")
 
 
 def _demo_command():
-  if "TEST_SRCDIR" in os.environ:
-    return [os.path.join(os.environ["TEST_SRCDIR"],
-                         os.environ["TEST_WORKSPACE"], "heldout", "demo")]
-  return [sys.executable, os.path.join(REPO_ROOT, "demo.py")]
+  return binaries.command("heldout/demo", "demo.py")
 
 
 class DemoTest(absltest.TestCase):
 
   def _run(self, workdir, *args):
-    env = dict(os.environ, BUILD_WORKING_DIRECTORY=workdir,
-               TF_CPP_MIN_LOG_LEVEL="2")
-    if "TEST_SRCDIR" not in os.environ:
-      env["PYTHONPATH"] = os.path.abspath(REPO_ROOT)
+    env = binaries.environment(workdir)
     result = subprocess.run(_demo_command() + list(args), env=env,
                             capture_output=True, text=True, timeout=600,
                             check=False)

@@ -13,11 +13,11 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from unittest import mock
 
 from absl.testing import absltest
+
 from absl.testing import flagsaver
 import numpy as np
 
@@ -28,6 +28,7 @@ from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 from heldout.released import testing_archive
 from heldout.released import testing_http
+from tests import binaries
 
 _EXP = "cifar10-inception"
 _RUNS = {0.5: [0, 1], 0.7: [0, 1, 2, 3]}
@@ -37,14 +38,7 @@ _PATH = "/gresearch/heldout-training-checkpoints/{}.tar.gz".format(_EXP)
 
 
 def _binary(name):
-  """The command that runs //heldout:<name> (from runfiles under Bazel)."""
-  srcdir = os.environ.get("TEST_SRCDIR")
-  if srcdir:
-    path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""), "heldout", name)
-    if os.path.exists(path):
-      return [path]
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return [sys.executable, os.path.join(repo, "heldout", name + ".py")]
+  return binaries.command("heldout/" + name, "heldout/{}.py".format(name))
 
 
 def _read(path):

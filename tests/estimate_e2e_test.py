@@ -11,13 +11,14 @@ import json
 import math
 import os
 import subprocess
-import sys
 
 from absl.testing import absltest
+
 import numpy as np
 
 from heldout.estimators import influence_estimator
 from heldout.estimators import testing
+from tests import binaries
 
 N_TRAIN = 40
 N_TEST = 12
@@ -25,15 +26,7 @@ RUNS = {0.3: 7, 0.7: 10}
 
 
 def _binary():
-  """The command that runs //heldout:estimate (from runfiles under Bazel)."""
-  srcdir = os.environ.get("TEST_SRCDIR")
-  if srcdir:
-    path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""),
-                        "heldout", "estimate")
-    if os.path.exists(path):
-      return [path]
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return [sys.executable, os.path.join(repo, "heldout", "estimate.py")]
+  return binaries.command("heldout/estimate", "heldout/estimate.py")
 
 
 class EstimateEndToEndTest(absltest.TestCase):

@@ -8,29 +8,22 @@ run's recorded correctness.
 
 import os
 import subprocess
-import sys
 
 from absl.testing import absltest
+
 import numpy as np
 
 from heldout.data import digits
 from heldout.readers import aux_arrays
 from heldout.readers import checkpoints
 from heldout.readers import layout
+from tests import binaries
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _command():
-  """The binary under Bazel (runfiles), else its source with this Python."""
-  srcdir = os.environ.get("TEST_SRCDIR")
-  if srcdir:
-    binary = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE",
-                                                 "heldout_toolkit"),
-                          "train", "heldout")
-    if os.path.exists(binary):
-      return [binary]
-  return [sys.executable, os.path.join(_REPO, "train", "heldout_main.py")]
+  return binaries.command("train/heldout", "train/heldout_main.py")
 
 
 def _run(*flags):

@@ -2,10 +2,12 @@
 
 import os
 import subprocess
-import sys
 
 from absl.testing import absltest
+
 import numpy as np
+
+from tests import binaries
 
 REPO_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          os.pardir)
@@ -15,11 +17,7 @@ GOLDEN_LOGITS = os.path.join(TESTDATA, "golden_inception_logits.npz")
 
 
 def _predict_command():
-  """The built binary under Bazel; the source file when run by hand."""
-  if "TEST_SRCDIR" in os.environ:
-    return [os.path.join(os.environ["TEST_SRCDIR"],
-                         os.environ["TEST_WORKSPACE"], "heldout", "predict")]
-  return [sys.executable, os.path.join(REPO_ROOT, "heldout", "predict.py")]
+  return binaries.command("heldout/predict", "heldout/predict.py")
 
 
 class PredictBinaryTest(absltest.TestCase):
@@ -33,10 +31,7 @@ class PredictBinaryTest(absltest.TestCase):
     np.savez(os.path.join(self.workdir, "in.npz"), images_uint8=self.images)
 
   def _run(self, *args):
-    env = dict(os.environ, BUILD_WORKING_DIRECTORY=self.workdir,
-               TF_CPP_MIN_LOG_LEVEL="2")
-    if "TEST_SRCDIR" not in os.environ:
-      env["PYTHONPATH"] = os.path.abspath(REPO_ROOT)
+    env = binaries.environment(self.workdir)
     return subprocess.run(_predict_command() + list(args), env=env,
                           capture_output=True, text=True, timeout=300,
                           check=False)

@@ -16,8 +16,7 @@ import numpy as np
 from heldout import errors
 
 
-class DatasetError(errors.HeldoutError, ValueError):
-  """A dataset file or array set is malformed or lacks what is asked of it."""
+DatasetError = errors.DatasetError
 
 
 @dataclasses.dataclass(frozen=True)

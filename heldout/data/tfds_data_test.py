@@ -1,30 +1,18 @@
 """Tests for heldout.data.tfds_data, on `tfds.testing.mock_data` (no network).
 
-`tfds.load(..., batch_size=-1)` sizes its single batch from the dataset's
-split metadata, which the mock's code-only mode lacks; the test writes that
-metadata (dataset_info.json) to a temporary data_dir and mocks from it.
+The test writes the datasets' split metadata to a temporary data_dir
+(`testing.write_tfds_metadata`) and mocks from it.
 """
-
-import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 import tensorflow_datasets as tfds
 
+from heldout.data import testing
 from heldout.data import tfds_data
 
 NUM_EXAMPLES = 9
-
-
-def _write_metadata(data_dir, name):
-  builder = tfds.builder(name, data_dir=data_dir)
-  builder.info.set_splits(tfds.core.SplitDict([
-      tfds.core.SplitInfo(name=split, shard_lengths=[NUM_EXAMPLES], num_bytes=0,
-                          filename_template=None)
-      for split in ("train", "test")]))
-  os.makedirs(builder.data_dir, exist_ok=True)
-  builder.info.write_to_directory(builder.data_dir)
 
 
 class LoadTfdsTest(parameterized.TestCase):
@@ -36,7 +24,7 @@ class LoadTfdsTest(parameterized.TestCase):
   )
   def test_loads_whole_in_file_order(self, name, shape, num_classes):
     data_dir = self.create_tempdir().full_path
-    _write_metadata(data_dir, name)
+    testing.write_tfds_metadata(data_dir, name, NUM_EXAMPLES)
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES,
                                 policy=tfds.testing.MockPolicy.USE_FILES,
                                 data_dir=data_dir):
