@@ -8,28 +8,33 @@ Reads `EXP/<ratio>/<run>/aux_arrays.npz` (runs without one are skipped and
 listed), and writes atomically
 
 - EST.npz: `memorization`, `memorization_se`, `memorization_n_in`,
-  `memorization_n_out` (runs of --subset_ratio), `consistency` (at
-  --subset_ratio when given, else averaged over all ratios: the C-score),
-  `consistency_by_ratio` [n_ratios, n_train] with `ratios`,
-  `cscore`, `index` (training example ids), `test_index`, and `influence`
-  ([n_test, n_train], --influence=dense) or `influence_topk_values` /
-  `influence_topk_indices` ([n_test, top_k], --influence=topk), with the
-  arguments as `args_json`;
-- EST.csv beside it: index, memorization, se, n_in, n_out, consistency.
+  `memorization_n_out` (runs of --subset_ratio), `consistency` and
+  `consistency_se` (at --subset_ratio when given, else averaged over all
+  ratios: the C-score), `consistency_by_ratio`, `consistency_se_by_ratio`,
+  `consistency_n_in_by_ratio`, `consistency_n_out_by_ratio`
+  ([n_ratios, n_train]) with `ratios` and `runs_per_ratio`, `cscore`,
+  `cscore_se`, `cscore_n_ratios`, `index` (training example ids),
+  `test_index`, and `influence` / `influence_se` ([n_test, n_train],
+  --influence=dense) or `influence_topk_values` / `influence_topk_se` /
+  `influence_topk_indices` ([n_test, top_k], --influence=topk), then with
+  either `influence_n_in`, `influence_n_out` ([n_train]) and
+  `test_total_correct` ([n_test]); the arguments as `args_json`;
+- EST.csv beside it: index, memorization, se, n_in, n_out, consistency,
+  consistency_se.
+
+Standard errors are Agresti-Caffo (p = (k + 1) / (n + 2) on each side);
+values without a run on one side are NaN, never 0, with their counts.
 
 --subset_ratio is required when the experiment holds several ratios. An
 existing output made with other arguments is kept unless --overwrite. Relative
 paths are taken from the directory `bazel run` was started in.
 """
 
-import os
-import sys
 import time
 
-from absl import app
 from absl import flags
 
-from heldout import errors
+from heldout import cli
 from heldout.estimators import influence_estimator
 from heldout.estimators import pipeline
 
@@ -56,39 +61,20 @@ _OVERWRITE = flags.DEFINE_bool(
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
-def _resolve(path):
-  """Relative paths are relative to where `bazel run` was started."""
-  if "://" in path or os.path.isabs(path):
-    return path
-  return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), path)
-
-
-def _fail(message):
-  print("error: " + " ".join(str(message).split()), file=sys.stderr)
-  sys.exit(1)
-
-
 def main(argv):
-  if len(argv) > 1:
-    _fail("unexpected arguments: {}".format(" ".join(argv[1:])))
-  if not _EXPERIMENT_DIR.value:
-    _fail("--experiment_dir is required")
-  if not _OUTPUT.value:
-    _fail("--output is required")
+  cli.check_no_arguments(argv)
+  cli.require_flags(experiment_dir=_EXPERIMENT_DIR.value, output=_OUTPUT.value)
   started = time.time()
-  try:
-    args = pipeline.EstimateArgs(
-        experiment_dir=_resolve(_EXPERIMENT_DIR.value),
-        subset_ratio=_SUBSET_RATIO.value,
-        influence=_INFLUENCE.value,
-        top_k=_TOP_K.value,
-        memory_budget_bytes=int(_MEMORY_BUDGET_MB.value * 2**20))
-    output = _resolve(_OUTPUT.value)
-    pipeline.check_output(output, args, overwrite=_OVERWRITE.value)
-    estimates = pipeline.compute_estimates(args, progress=_PROGRESS.value)
-    csv_path = pipeline.save_estimates(estimates, output, args)
-  except (errors.HeldoutError, ValueError, OSError) as e:
-    _fail(e)
+  args = pipeline.EstimateArgs(
+      experiment_dir=cli.resolve_path(_EXPERIMENT_DIR.value),
+      subset_ratio=_SUBSET_RATIO.value,
+      influence=_INFLUENCE.value,
+      top_k=_TOP_K.value,
+      memory_budget_bytes=int(_MEMORY_BUDGET_MB.value * 2**20))
+  output = cli.resolve_path(_OUTPUT.value)
+  pipeline.check_output(output, args, overwrite=_OVERWRITE.value)
+  estimates = pipeline.compute_estimates(args, progress=_PROGRESS.value)
+  csv_path = pipeline.save_estimates(estimates, output, args)
 
   print("estimates of {}".format(args.experiment_dir))
   print(estimates.summary())
@@ -103,4 +89,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

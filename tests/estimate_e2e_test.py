@@ -96,21 +96,50 @@ class EstimateEndToEndTest(absltest.TestCase):
       np.testing.assert_array_equal(npz["memorization_n_out"], n_out)
       self.assertTrue(math.isnan(npz["memorization"][5]))
       self.assertTrue(math.isnan(npz["memorization"][6]))
-      by_ratio = [testing.consistency_loop(*self.truth[r][:2])[0]
-                  for r in (0.3, 0.7)]
+      loops = [testing.consistency_loop(*self.truth[r][:2]) for r in (0.3, 0.7)]
+      by_ratio = [loop[0] for loop in loops]
       np.testing.assert_array_equal(npz["ratios"], [0.3, 0.7])
       np.testing.assert_allclose(npz["consistency_by_ratio"], by_ratio,
                                  atol=1e-12)
       np.testing.assert_allclose(npz["consistency"], by_ratio[1], atol=1e-12)
+      # Standard errors and counts of every estimate.
+      for key, column, shape in (
+          ("consistency_se_by_ratio", 1, (2, N_TRAIN)),
+          ("consistency_n_in_by_ratio", 2, (2, N_TRAIN)),
+          ("consistency_n_out_by_ratio", 3, (2, N_TRAIN))):
+        self.assertEqual(npz[key].shape, shape, msg=key)
+        np.testing.assert_allclose(npz[key], [loop[column] for loop in loops],
+                                   rtol=1e-12, err_msg=key)
+      # At --subset_ratio: that ratio's SE; example 5 (in every run) is NaN.
+      self.assertEqual(npz["consistency_se"].shape, (N_TRAIN,))
+      np.testing.assert_allclose(npz["consistency_se"], loops[1][1],
+                                 rtol=1e-12)
+      self.assertTrue(math.isnan(npz["consistency_se"][5]))
+      cscore, cscore_se, n_ratios = testing.cscore_loop(
+          [loop[:2] for loop in loops])
+      np.testing.assert_allclose(npz["cscore"], cscore, atol=1e-12)
+      np.testing.assert_allclose(npz["cscore_se"], cscore_se, rtol=1e-12)
+      np.testing.assert_array_equal(npz["cscore_n_ratios"], n_ratios)
+      self.assertTrue(math.isnan(npz["cscore_se"][5]))
+      np.testing.assert_array_equal(npz["influence_n_in"], n_in)
+      np.testing.assert_array_equal(npz["influence_n_out"], n_out)
+      np.testing.assert_array_equal(npz["test_total_correct"],
+                                    correct_test.sum(0))
+      top_se = npz["influence_topk_se"]
+      self.assertNotIn("influence_se", npz.files)
       np.testing.assert_array_equal(npz["runs_per_ratio"], [7, 10])
       self.assertEqual(json.loads(str(npz["args_json"]))["top_k"], 5)
       top_values = npz["influence_topk_values"]
       top_indices = npz["influence_topk_indices"]
       self.assertNotIn("influence", npz.files)
     self.assertEqual(top_values.shape, (N_TEST, 5))
+    self.assertEqual(top_se.shape, (N_TEST, 5))
     dense = testing.influence_loop(mask, correct_test)
     np.testing.assert_allclose(
         top_values, np.take_along_axis(dense, top_indices, axis=1), atol=1e-6)
+    dense_se = testing.influence_se_loop(mask, correct_test)
+    np.testing.assert_allclose(
+        top_se, np.take_along_axis(dense_se, top_indices, axis=1), rtol=1e-6)
     want_values, _ = testing.topk_sort(dense, 5)
     np.testing.assert_allclose(top_values, want_values, atol=1e-6)
 
@@ -120,7 +149,9 @@ class EstimateEndToEndTest(absltest.TestCase):
     for i, row in enumerate(rows):
       self.assertEqual(int(row["index"]), i)
       self.assertEqual(int(row["n_out"]), n_out[i])
-      for column, want in (("memorization", values[i]), ("se", se[i])):
+      for column, want in (("memorization", values[i]), ("se", se[i]),
+                           ("consistency", loops[1][0][i]),
+                           ("consistency_se", loops[1][1][i])):
         if math.isnan(want):
           self.assertEqual(row[column], "nan")
         else:
@@ -130,14 +161,28 @@ class EstimateEndToEndTest(absltest.TestCase):
     mask, _, correct_test = self.truth[0.3]
     with np.load(self.dense_03) as npz:
       dense = npz["influence"]
+      dense_se = npz["influence_se"]
       self.assertFalse([k for k in npz.files if k.startswith("influence_topk")])
+      np.testing.assert_array_equal(npz["influence_n_in"], mask.sum(0))
+      np.testing.assert_array_equal(npz["influence_n_out"], 7 - mask.sum(0))
+      np.testing.assert_array_equal(npz["test_total_correct"],
+                                    correct_test.sum(0))
+    self.assertEqual(dense_se.shape, (N_TEST, N_TRAIN))
+    self.assertEqual(dense_se.dtype, np.float32)
     np.testing.assert_allclose(dense, testing.influence_loop(mask, correct_test),
                                atol=1e-6)
+    np.testing.assert_allclose(
+        dense_se, testing.influence_se_loop(mask, correct_test), rtol=1e-6)
     self.assertTrue(np.isnan(dense[:, [5, 6]]).all())
+    np.testing.assert_array_equal(np.isnan(dense_se), np.isnan(dense))
     want_values, want_indices = influence_estimator.topk_from_dense(dense, 7)
     with np.load(self.topk_03) as npz:
       np.testing.assert_array_equal(npz["influence_topk_indices"], want_indices)
       np.testing.assert_array_equal(npz["influence_topk_values"], want_values)
+      # Same SEs to the bit on the entries both files hold.
+      np.testing.assert_array_equal(
+          npz["influence_topk_se"],
+          np.take_along_axis(dense_se, want_indices, axis=1))
 
   def test_relative_paths_and_cscore(self):
     # The dense run was given paths relative to BUILD_WORKING_DIRECTORY.
@@ -151,6 +196,15 @@ class EstimateEndToEndTest(absltest.TestCase):
       np.testing.assert_allclose(npz["cscore"], want)
       self.assertTrue(math.isnan(npz["cscore"][5]))
       np.testing.assert_array_equal(npz["consistency"], by_ratio[0])
+      # --subset_ratio=0.3: consistency_se is that ratio's.
+      np.testing.assert_array_equal(npz["consistency_se"],
+                                    npz["consistency_se_by_ratio"][0])
+      se_by_ratio = npz["consistency_se_by_ratio"]
+      with np.errstate(invalid="ignore"):
+        want_se = (np.sqrt(np.where(defined, se_by_ratio**2, 0).sum(0)) /
+                   defined.sum(0))
+      np.testing.assert_allclose(npz["cscore_se"], want_se)
+      self.assertTrue(math.isnan(npz["cscore_se"][5]))
 
   def _assert_one_line_error(self, result, pattern):
     self.assertEqual(result.returncode, 1, msg=result.stderr[-3000:])

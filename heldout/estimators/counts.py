@@ -3,7 +3,8 @@
 The building block of memorization and consistency: for every training example,
 how many runs trained on it / held it out, and how many of each were correct.
 Works on bool arrays in blocks of examples so that no [R, n] array wider than
-bool is ever made.
+bool is ever made. Also the Agresti-Caffo variance that every estimator's
+standard error is made of.
 """
 
 import numpy as np
@@ -79,3 +80,31 @@ def split_counts(mask, correct, block_size=16384, name="correct"):
     k_in[cols] = np.count_nonzero(m & c, axis=0)
     k_all[cols] = np.count_nonzero(c, axis=0)
   return n_in, k_in, num_runs - n_in, k_all - k_in
+
+
+def adjusted_variance_of_mean(k, n, dtype=np.float64):
+  """Agresti-Caffo variance of a proportion: p (1 - p) / (n + 2).
+
+  p = (k + 1) / (n + 2): one success and one failure are added before the
+  usual binomial variance of a mean (Agresti & Caffo 2000), so the variance is
+  never 0, even with n = 0 (the caller masks those: the mean is undefined).
+  Every estimator's standard error is built from it, so they are of one family.
+
+  Args:
+    k: integer array (or floats holding integers), successes.
+    n: integer array broadcastable with `k`, trials.
+    dtype: float dtype of the computation and the result.
+
+  Returns:
+    float array of `dtype`, broadcast shape of `k` and `n`.
+  """
+  denominator = np.asarray(n, dtype) + 2
+  p = np.empty(np.broadcast_shapes(np.shape(k), np.shape(n)), dtype)
+  np.copyto(p, k, casting="unsafe")
+  p += 1
+  p /= denominator
+  variance = np.subtract(1, p, dtype=dtype)
+  variance *= p
+  del p
+  variance /= denominator
+  return variance

@@ -28,6 +28,18 @@ float32(sum_in / n_in) - float32(sum_out / n_out).
 The influence is NaN for a training example that is in all runs or in none
 (an empty mean), never 0.
 
+Standard errors are Agresti-Caffo, as for memorization and consistency: with
+k_in = sum_in[j, i], k_out = total_correct[j] - k_in and p = (k + 1) / (n + 2)
+on each side,
+
+  se(i, j) = sqrt(p_in (1 - p_in) / (n_in + 2)
+                  + p_out (1 - p_out) / (n_out + 2)),
+
+NaN where the influence is. `influence_se` computes it from the exact integer
+sums (in float32, elementwise, so the same entry gets the same bits in
+`influence_dense` and `influence_topk`); `influence_topk` carries the sums of
+the kept entries through the selection and computes the SE of those only.
+
 Ranking (top-k): larger value first; equal values by smaller training index;
 NaN ranks below every real value (and NaNs among themselves by smaller
 index), so a NaN only appears in a top-k when fewer than k real values exist.
@@ -60,12 +72,17 @@ class Influence:
   Attributes:
     values: [n_test, n_train] float32, influence of training example i on test
       example j at [j, i]; NaN where n_in or n_out is 0.
+    se: [n_test, n_train] float32, standard error of `values`
+      (`influence_se`); NaN where `values` is.
     n_in: [n_train] int64, runs that trained on each training example.
     n_out: [n_train] int64, runs that held it out.
+    total_correct: [n_test] int64, runs correct on each test example.
   """
   values: np.ndarray
+  se: np.ndarray
   n_in: np.ndarray
   n_out: np.ndarray
+  total_correct: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,14 +92,20 @@ class InfluenceTopK:
   Attributes:
     values: [n_test, k] float32, influence values, ranked as in the module
       docstring (largest first).
+    se: [n_test, k] float32, standard error of `values` (`influence_se`);
+      NaN where `values` is.
     indices: [n_test, k] int64, the training example ids of `values`.
-    n_in: [n_train] int64, runs that trained on each training example.
+    n_in: [n_train] int64, runs that trained on each training example (of
+      every training example: index it with `indices`).
     n_out: [n_train] int64, runs that held it out.
+    total_correct: [n_test] int64, runs correct on each test example.
   """
   values: np.ndarray
+  se: np.ndarray
   indices: np.ndarray
   n_in: np.ndarray
   n_out: np.ndarray
+  total_correct: np.ndarray
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,10 +145,11 @@ def resolve_matmul_dtype(matmul_dtype="auto"):
 def _bytes_per_train_example(num_runs, num_test, matmul_dtype):
   chunks = -(-max(1, num_runs) // _BFLOAT16_CHUNK)
   partial = 4 if matmul_dtype == "float32" else 2 * chunks
-  # The partial sums, then three float32 [n_test] columns (values or keys,
-  # the top-k candidates, slack for unfused temporaries), and the mask column
-  # as bool, float32 and padded bfloat16.
-  return max(1, num_test) * (partial + 12) + 8 * max(1, num_runs)
+  # The partial sums, then seven float32 [n_test] columns (the values or keys,
+  # their sum_in, and either the top-k candidates and slack for unfused
+  # temporaries or the four temporaries of `influence_se`), and the mask
+  # column as bool, float32 and padded bfloat16.
+  return max(1, num_test) * (partial + 28) + 8 * max(1, num_runs)
 
 
 def block_size_for_budget(num_runs, num_test, memory_budget_bytes,
@@ -133,7 +157,7 @@ def block_size_for_budget(num_runs, num_test, memory_budget_bytes,
   """Training examples per block so that one block's working set fits a budget.
 
   The working set of a block of B training examples is about
-  B * (n_test * (p + 12) + 8 R) bytes, p being the bytes of the partial sums
+  B * (n_test * (p + 28) + 8 R) bytes, p being the bytes of the partial sums
   per entry (4 for float32, 2 * ceil(R / 256) for chunked bfloat16). The
   inputs (the bool arrays and correct_test cast for the matmul) come on top.
 
@@ -183,13 +207,14 @@ def _partial_sums_bfloat16(correct_test_chunks, mask_block):
 
 
 def _influence_from_partial_sums(partial_sums, mask_block, total_correct):
-  """[n_test, B] float32 influence from the partial sums of sum_in."""
+  """([n_test, B] float32 influence, [n_test, B] float32 sum_in) from the
+  partial sums of sum_in."""
   sum_in = tf.reduce_sum(tf.cast(partial_sums, tf.float32), axis=0)
   mask_block = tf.cast(mask_block, tf.float32)
   num_runs = tf.cast(tf.shape(mask_block)[0], tf.float32)
   n_in = tf.reduce_sum(mask_block, axis=0)
   sum_out = total_correct[:, tf.newaxis] - sum_in
-  return sum_in / n_in - sum_out / (num_runs - n_in)
+  return sum_in / n_in - sum_out / (num_runs - n_in), sum_in
 
 
 @tf.function(jit_compile=True)
@@ -199,33 +224,41 @@ def _influence_values(partial_sums, mask_block, total_correct):
 
 @tf.function(jit_compile=True)
 def _influence_keys(partial_sums, mask_block, total_correct):
-  """The influence with NaN replaced by -inf, which no real value equals."""
-  values = _influence_from_partial_sums(partial_sums, mask_block,
-                                        total_correct)
-  return tf.where(tf.math.is_nan(values), tf.constant(-np.inf, tf.float32),
+  """The influence with NaN replaced by -inf, which no real value equals, and
+  sum_in."""
+  values, sum_in = _influence_from_partial_sums(partial_sums, mask_block,
+                                                total_correct)
+  keys = tf.where(tf.math.is_nan(values), tf.constant(-np.inf, tf.float32),
                   values)
+  return keys, sum_in
 
 
 @tf.function(input_signature=[
     tf.TensorSpec([None, None], tf.float32),
     tf.TensorSpec([None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.float32),
     tf.TensorSpec([None, None], tf.int64),
+    tf.TensorSpec([None, None], tf.float32),
     tf.TensorSpec([], tf.int64),
     tf.TensorSpec([], tf.int32),
 ])
-def _merge_topk(block_keys, best_keys, best_indices, offset, k):
-  """Merges a block's keys [n_test, B] into the running top-k."""
-  block_keys, block_indices = tf.math.top_k(
+def _merge_topk(block_keys, block_sum_in, best_keys, best_indices,
+                best_sum_in, offset, k):
+  """Merges a block's keys [n_test, B] (and sum_in) into the running top-k."""
+  block_keys, block_positions = tf.math.top_k(
       block_keys, tf.minimum(k, tf.shape(block_keys)[1]), sorted=True)
+  block_sum_in = tf.gather(block_sum_in, block_positions, batch_dims=1)
   # The running entries come first and hold smaller training indices, and
   # top_k puts the lower position first among equal keys: ties go to the
   # smaller training index across blocks as within one.
   keys = tf.concat([best_keys, block_keys], axis=1)
   indices = tf.concat(
-      [best_indices, tf.cast(block_indices, tf.int64) + offset], axis=1)
+      [best_indices, tf.cast(block_positions, tf.int64) + offset], axis=1)
+  sum_in = tf.concat([best_sum_in, block_sum_in], axis=1)
   keys, positions = tf.math.top_k(keys, tf.minimum(k, tf.shape(keys)[1]),
                                   sorted=True)
-  return keys, tf.gather(indices, positions, batch_dims=1)
+  return (keys, tf.gather(indices, positions, batch_dims=1),
+          tf.gather(sum_in, positions, batch_dims=1))
 
 
 class _SumOperand:
@@ -263,7 +296,8 @@ def _prepare(mask, correct_test, matmul_dtype):
                      "sums, got {}".format(mask.shape[0]))
   operand = _SumOperand(correct_test, resolve_matmul_dtype(matmul_dtype))
   n_in = np.count_nonzero(mask, axis=0).astype(np.int64)
-  return mask, operand, n_in
+  total_correct = np.count_nonzero(correct_test, axis=0).astype(np.int64)
+  return mask, operand, n_in, total_correct
 
 
 def _resolve_block_size(block_size, memory_budget_bytes, num_runs, num_test,
@@ -298,28 +332,36 @@ def influence_dense(mask, correct_test, block_size=None,
     block_size: training examples per block; default from the budget.
     memory_budget_bytes: bound on one block's working set (see
       `block_size_for_budget`); default `DEFAULT_MEMORY_BUDGET_BYTES`. The
-      result itself, 4 * n_test * n_train bytes, comes on top.
+      result itself, values and SEs, 8 * n_test * n_train bytes, comes on top.
     matmul_dtype: one of `MATMUL_DTYPES` (speed only: the result is the same).
     progress: show a progress bar over blocks.
 
   Returns:
-    `Influence` with values [n_test, n_train] float32.
+    `Influence` with values and se [n_test, n_train] float32.
 
   Raises:
     ValueError: for shapes that disagree or a bad block size / budget / dtype.
   """
-  mask, operand, n_in = _prepare(mask, correct_test, matmul_dtype)
+  mask, operand, n_in, total_correct = _prepare(mask, correct_test,
+                                                matmul_dtype)
   num_runs, n_train = mask.shape
+  n_out = num_runs - n_in
   block_size = _resolve_block_size(block_size, memory_budget_bytes, num_runs,
                                    operand.num_test, operand.matmul_dtype)
   values = np.empty((operand.num_test, n_train), np.float32)
+  se = np.empty((operand.num_test, n_train), np.float32)
   for start in _blocks(n_train, block_size, progress, "influence (dense)"):
     cols = slice(start, min(n_train, start + block_size))
     mask_block = tf.constant(mask[:, cols])
-    values[:, cols] = _influence_values(
-        operand.partial_sums(mask_block), mask_block,
-        operand.total_correct).numpy()
-  return Influence(values=values, n_in=n_in, n_out=num_runs - n_in)
+    block_values, block_sum_in = _influence_values(
+        operand.partial_sums(mask_block), mask_block, operand.total_correct)
+    values[:, cols] = block_values.numpy()
+    del block_values
+    se[:, cols] = influence_se(block_sum_in.numpy(), n_in[cols], n_out[cols],
+                               total_correct)
+    del block_sum_in
+  return Influence(values=values, se=se, n_in=n_in, n_out=n_out,
+                   total_correct=total_correct)
 
 
 def influence_topk(mask, correct_test, k, block_size=None,
@@ -343,15 +385,19 @@ def influence_topk(mask, correct_test, k, block_size=None,
     progress: show a progress bar over blocks.
 
   Returns:
-    `InfluenceTopK` with values [n_test, k] float32 and indices [n_test, k]
-    int64. The result depends neither on `block_size` nor on `matmul_dtype`.
+    `InfluenceTopK` with values and se [n_test, k] float32 and indices
+    [n_test, k] int64. The result depends neither on `block_size` nor on
+    `matmul_dtype`, and its entries (SEs included) are bitwise those of
+    `influence_dense` at the same [test, training] pair.
 
   Raises:
     ValueError: for shapes that disagree, `k` out of range or a bad block
       size / budget / dtype.
   """
-  mask, operand, n_in = _prepare(mask, correct_test, matmul_dtype)
+  mask, operand, n_in, total_correct = _prepare(mask, correct_test,
+                                                matmul_dtype)
   num_runs, n_train = mask.shape
+  n_out = num_runs - n_in
   if not 1 <= int(k) <= n_train:
     raise ValueError("`k` must be in [1, n_train={}], got {}".format(n_train, k))
   k = tf.constant(int(k), tf.int32)
@@ -359,18 +405,146 @@ def influence_topk(mask, correct_test, k, block_size=None,
                                    operand.num_test, operand.matmul_dtype)
   keys = tf.zeros([operand.num_test, 0], tf.float32)
   indices = tf.zeros([operand.num_test, 0], tf.int64)
+  sum_in = tf.zeros([operand.num_test, 0], tf.float32)
   for start in _blocks(n_train, block_size, progress, "influence (top-k)"):
     cols = slice(start, min(n_train, start + block_size))
     mask_block = tf.constant(mask[:, cols])
-    block_keys = _influence_keys(operand.partial_sums(mask_block), mask_block,
-                                 operand.total_correct)
-    keys, indices = _merge_topk(block_keys, keys, indices,
-                                tf.constant(start, tf.int64), k)
-    del block_keys
+    block_keys, block_sum_in = _influence_keys(
+        operand.partial_sums(mask_block), mask_block, operand.total_correct)
+    keys, indices, sum_in = _merge_topk(block_keys, block_sum_in, keys,
+                                        indices, sum_in,
+                                        tf.constant(start, tf.int64), k)
+    del block_keys, block_sum_in
   values = keys.numpy()
   values[np.isneginf(values)] = np.nan
-  return InfluenceTopK(values=values, indices=indices.numpy(), n_in=n_in,
-                       n_out=num_runs - n_in)
+  indices = indices.numpy()
+  se = influence_se(sum_in.numpy(), n_in[indices], n_out[indices],
+                    total_correct)
+  return InfluenceTopK(values=values, se=se, indices=indices, n_in=n_in,
+                       n_out=n_out, total_correct=total_correct)
+
+
+def influence_se(k_in, n_in, n_out, total_correct):
+  """Standard errors of influence values, from their integer sums.
+
+  For training example i and test example j, with k_in runs among the n_in
+  that trained on i correct on j and k_out = total_correct[j] - k_in among the
+  n_out that held i out:
+
+    se = sqrt(p_in (1 - p_in) / (n_in + 2) + p_out (1 - p_out) / (n_out + 2)),
+    p = (k + 1) / (n + 2),
+
+  the Agresti-Caffo standard error of a difference of two proportions, as for
+  memorization (`memorization_estimator.memorization`). Each side's
+  p (1 - p) / (n + 2) is computed as (k + 1) (n + 1 - k) / (n + 2)^3,
+  elementwise in float32, so one entry gets the same bits whatever array it is
+  part of (the dense matrix or a top-k selection).
+
+  Args:
+    k_in: [n_test, m] integers (any int or float dtype holding integers below
+      2^24): sum_r mask[r, i] correct_test[r, j] for each entry.
+    n_in: [m] or [n_test, m] integers, runs that trained on each entry's
+      training example (`n_in[indices]` for a top-k selection).
+    n_out: like `n_in`, runs that held it out.
+    total_correct: [n_test] integers, runs correct on each test example.
+
+  Returns:
+    [n_test, m] float32; NaN where n_in or n_out is 0 (influence undefined).
+
+  Raises:
+    ValueError: for shapes that disagree.
+  """
+  k_in = np.asarray(k_in)
+  total_correct = np.asarray(total_correct)
+  n_in = np.asarray(n_in)
+  n_out = np.asarray(n_out)
+  if k_in.ndim != 2 or total_correct.shape != k_in.shape[:1]:
+    raise ValueError(
+        "`k_in` must be [n_test, m] and `total_correct` [n_test], got shapes "
+        "{} and {}".format(k_in.shape, total_correct.shape))
+  for name, value in (("n_in", n_in), ("n_out", n_out)):
+    if value.shape not in (k_in.shape, k_in.shape[1:]):
+      raise ValueError("`{}` must be [m] or [n_test, m] like `k_in` {}, got "
+                       "shape {}".format(name, k_in.shape, value.shape))
+  # p (1 - p) / (n + 2) = (k + 1) (n + 1 - k) / (n + 2)^3: integer factors
+  # (exact in float32), one scale per side that is NaN without runs, no
+  # division over the [n_test, m] entries.
+  k_in = k_in.astype(np.float32, copy=False)
+  total = total_correct.astype(np.float32)[:, np.newaxis]
+  n_in_plus_1 = n_in.astype(np.float32) + 1
+  n_out_plus_1 = n_out.astype(np.float32) + 1
+  variance = k_in + 1
+  factor = n_in_plus_1 - k_in
+  variance *= factor
+  variance *= _side_scale(n_in)
+  # k_out + 1 = T + 1 - k_in and n_out + 1 - k_out = n_out + 1 - T + k_in.
+  np.subtract(total + 1, k_in, out=factor)
+  other = n_out_plus_1 - total
+  other += k_in
+  factor *= other
+  del other
+  factor *= _side_scale(n_out)
+  variance += factor
+  del factor
+  return np.sqrt(variance, out=variance)
+
+
+def _side_scale(n):
+  """1 / (n + 2)^3 as float32, NaN where n is 0 (an empty mean)."""
+  n = np.asarray(n)
+  scale = 1.0 / np.square(n.astype(np.float64) + 2) / (n.astype(np.float64) + 2)
+  scale[n == 0] = np.nan
+  return scale.astype(np.float32)
+
+
+def k_in_from_values(values, n_in, n_out, total_correct):
+  """Recovers k_in of `influence_se` from influence values alone.
+
+  value = k_in / n_in - (T - k_in) / n_out (T = total_correct[j]) is strictly
+  increasing in the integer k_in, so
+
+    k_in = round((value + T / n_out) / (1 / n_in + 1 / n_out)).
+
+  Exact for the float32 values of this module (and for float64 ones): their
+  error is at most 3 * 2^-25, which moves k_in by at most
+  3 * 2^-25 * n_in n_out / (n_in + n_out) <= 3 * 2^-27 * R, below 1/2 for the
+  R < 2^24 runs this module accepts. Prefer the integer sums where they exist;
+  this is for values saved without them.
+
+  Args:
+    values: [n_test, m] float influence values.
+    n_in: [m] or [n_test, m] integers, as in `influence_se`.
+    n_out: like `n_in`.
+    total_correct: [n_test] integers.
+
+  Returns:
+    [n_test, m] int64 k_in; -1 where the influence is undefined (NaN value or
+    n_in or n_out 0).
+
+  Raises:
+    ValueError: if a value is not one an integer k_in in
+      [max(0, T - n_out), min(n_in, T)] gives (not an influence of these
+      counts).
+  """
+  values = np.asarray(values, np.float64)
+  n_in = np.broadcast_to(np.asarray(n_in, np.float64), values.shape)
+  n_out = np.broadcast_to(np.asarray(n_out, np.float64), values.shape)
+  total = np.asarray(total_correct, np.float64)[:, np.newaxis]
+  defined = (n_in > 0) & (n_out > 0) & ~np.isnan(values)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    k_in = np.rint((values + total / n_out) / (1 / n_in + 1 / n_out))
+  k_in = np.where(defined, k_in, -1).astype(np.int64)
+  low = np.maximum(0, total - n_out)
+  high = np.minimum(n_in, total)
+  bad = defined & ((k_in < low) | (k_in > high))
+  if bad.any():
+    j, i = np.argwhere(bad)[0]
+    raise ValueError(
+        "`values` holds {} at [{}, {}], which no k_in in [{}, {}] gives with "
+        "n_in={}, n_out={}, total_correct={}".format(
+            values[j, i], j, i, int(low[j, i]), int(high[j, i]),
+            int(n_in[j, i]), int(n_out[j, i]), int(total[j, 0])))
+  return k_in
 
 
 def topk_from_dense(values, k, rows_per_chunk=256):

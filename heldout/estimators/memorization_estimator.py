@@ -34,14 +34,6 @@ class Memorization:
   n_out: np.ndarray
 
 
-def _adjusted_variance_of_mean(k, n):
-  """p~(1 - p~) / (n + 2) with p~ = (k + 1) / (n + 2) (Agresti-Caffo)."""
-  k = k.astype(np.float64)
-  n = n.astype(np.float64)
-  p = (k + 1.0) / (n + 2.0)
-  return p * (1.0 - p) / (n + 2.0)
-
-
 def memorization(mask, correct_train, block_size=16384):
   """Memorization of every training example, with standard errors and counts.
 
@@ -58,7 +50,9 @@ def memorization(mask, correct_train, block_size=16384):
   plain sample-variance formula it does not collapse to 0 when every run on a
   side agrees (typical here: most examples are always classified correctly),
   so an estimate from few runs never looks exact. `values` itself is the plain
-  difference of the definition. Both are NaN where n_in or n_out is 0.
+  difference of the definition. Both are NaN where n_in or n_out is 0. The
+  consistency and influence SEs are of the same family
+  (`counts.adjusted_variance_of_mean`).
 
   Args:
     mask: [R, n_train] bool, True where run r trained on example i.
@@ -76,7 +70,7 @@ def memorization(mask, correct_train, block_size=16384):
       mask, correct_train, block_size=block_size, name="correct_train")
   with np.errstate(divide="ignore", invalid="ignore"):
     values = k_in / n_in - k_out / n_out
-    se = np.sqrt(_adjusted_variance_of_mean(k_in, n_in) +
-                 _adjusted_variance_of_mean(k_out, n_out))
+    se = np.sqrt(counts_lib.adjusted_variance_of_mean(k_in, n_in) +
+                 counts_lib.adjusted_variance_of_mean(k_out, n_out))
   se = np.where(np.isnan(values), np.nan, se)
   return Memorization(values=values, se=se, n_in=n_in, n_out=n_out)

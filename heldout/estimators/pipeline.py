@@ -8,6 +8,10 @@ computes
 - memorization and influence (dense, top-k or none) from the runs of one
   ratio, `EstimateArgs.subset_ratio`, required when several ratios exist.
 
+Every estimate comes with the counts of in-subset and held-out runs behind it
+and an Agresti-Caffo standard error; undefined values (no run on one side)
+are NaN, never 0.
+
 `save_estimates` writes them atomically as an .npz (with the arguments, as
 `args_json`) and a per-example CSV beside it; `check_output` refuses to
 replace estimates made with different arguments unless told to overwrite.
@@ -18,6 +22,7 @@ import io
 import json
 import os
 from typing import Dict, Optional, Tuple, Union
+import uuid
 
 from absl import logging
 import numpy as np
@@ -32,7 +37,8 @@ from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 
 INFLUENCE_MODES = ("dense", "topk", "none")
-CSV_COLUMNS = ("index", "memorization", "se", "n_in", "n_out", "consistency")
+CSV_COLUMNS = ("index", "memorization", "se", "n_in", "n_out", "consistency",
+               "consistency_se")
 
 # Arguments that do not change the estimates, so re-running with other values
 # into the same output is allowed.
@@ -96,6 +102,8 @@ class Estimates:
     cscore: `CScore`, consistency averaged over the ratios.
     consistency: [n_train] float64, consistency at the requested
       `subset_ratio`, else (no ratio requested) `cscore.values`.
+    consistency_se: [n_train] float64, the standard error of `consistency`
+      (`consistency_by_ratio[subset_ratio].se` or `cscore.se`).
     influence: `Influence`, `InfluenceTopK` or None.
   """
   index: np.ndarray
@@ -109,11 +117,26 @@ class Estimates:
   consistency_by_ratio: Dict[float, consistency_lib.Consistency]
   cscore: consistency_lib.CScore
   consistency: np.ndarray
+  consistency_se: np.ndarray
   influence: Union[influence_lib.Influence, influence_lib.InfluenceTopK, None]
 
   def arrays(self):
-    """The arrays saved in the .npz, by key."""
+    """The arrays saved in the .npz, by key.
+
+    Per training example ([n_train]): `index`, `memorization`,
+    `memorization_se`, `memorization_n_in`, `memorization_n_out`,
+    `consistency`, `consistency_se`, `cscore`, `cscore_se`,
+    `cscore_n_ratios`; per ratio and training example ([n_ratios, n_train]):
+    `consistency_by_ratio`, `consistency_se_by_ratio`,
+    `consistency_n_in_by_ratio`, `consistency_n_out_by_ratio`. With influence:
+    `influence` and `influence_se` ([n_test, n_train], dense) or
+    `influence_topk_values`, `influence_topk_se`, `influence_topk_indices`
+    ([n_test, k], top-k), and `influence_n_in`, `influence_n_out`
+    ([n_train]), `test_total_correct` ([n_test]). Also `test_index`,
+    `subset_ratio`, `run_ids`, `ratios`, `runs_per_ratio`.
+    """
     ratios = [float(r) for r in self.ratios]
+    by_ratio = [self.consistency_by_ratio[r] for r in ratios]
     out = dict(
         index=self.index,
         test_index=self.test_index,
@@ -126,29 +149,39 @@ class Estimates:
         memorization_n_in=self.memorization.n_in,
         memorization_n_out=self.memorization.n_out,
         consistency=self.consistency,
-        consistency_by_ratio=np.stack(
-            [self.consistency_by_ratio[r].values for r in ratios]),
-        consistency_n_out_by_ratio=np.stack(
-            [self.consistency_by_ratio[r].n_out for r in ratios]),
+        consistency_se=self.consistency_se,
+        consistency_by_ratio=np.stack([c.values for c in by_ratio]),
+        consistency_se_by_ratio=np.stack([c.se for c in by_ratio]),
+        consistency_n_in_by_ratio=np.stack([c.n_in for c in by_ratio]),
+        consistency_n_out_by_ratio=np.stack([c.n_out for c in by_ratio]),
         cscore=self.cscore.values,
+        cscore_se=self.cscore.se,
         cscore_n_ratios=self.cscore.n_ratios,
     )
     if isinstance(self.influence, influence_lib.Influence):
       out["influence"] = self.influence.values
+      out["influence_se"] = self.influence.se
     elif isinstance(self.influence, influence_lib.InfluenceTopK):
       out["influence_topk_values"] = self.influence.values
+      out["influence_topk_se"] = self.influence.se
       out["influence_topk_indices"] = self.influence.indices
+    if self.influence is not None:
+      out["influence_n_in"] = self.influence.n_in
+      out["influence_n_out"] = self.influence.n_out
+      out["test_total_correct"] = self.influence.total_correct
     return out
 
   def csv_text(self):
-    """Per-example CSV: index, memorization, se, n_in, n_out, consistency."""
+    """Per-example CSV: `CSV_COLUMNS` (se is memorization's)."""
     table = np.column_stack([
         self.index, self.memorization.values, self.memorization.se,
-        self.memorization.n_in, self.memorization.n_out, self.consistency
+        self.memorization.n_in, self.memorization.n_out, self.consistency,
+        self.consistency_se
     ]).astype(np.float64)
     buf = io.StringIO()
     np.savetxt(buf, table, delimiter=",", header=",".join(CSV_COLUMNS),
-               comments="", fmt=["%d", "%.10g", "%.10g", "%d", "%d", "%.10g"])
+               comments="",
+               fmt=["%d", "%.10g", "%.10g", "%d", "%d", "%.10g", "%.10g"])
     return buf.getvalue()
 
   def summary(self):
@@ -238,11 +271,9 @@ def compute_estimates(args, progress=True):
     del runs
   for ratio, value in by_ratio.items():
     if value is None:
-      by_ratio[ratio] = consistency_lib.Consistency(
-          values=np.full(num_train, np.nan), n_out=np.zeros(num_train, np.int64))
+      by_ratio[ratio] = consistency_lib.undefined_consistency(num_train)
   cscore = consistency_lib.cscore(by_ratio)
-  consistency = (by_ratio[chosen].values if args.subset_ratio is not None
-                 else cscore.values)
+  reported = by_ratio[chosen] if args.subset_ratio is not None else cscore
   ratios = experiment.ratios
   return Estimates(
       index=np.arange(num_train, dtype=np.int64),
@@ -255,7 +286,8 @@ def compute_estimates(args, progress=True):
       memorization=memorization,
       consistency_by_ratio={r: by_ratio[r] for r in ratios},
       cscore=cscore,
-      consistency=consistency,
+      consistency=reported.values,
+      consistency_se=reported.se,
       influence=influence)
 
 
@@ -303,11 +335,39 @@ def check_output(npz_path, args, overwrite=False):
                 k, previous.get(k), wanted.get(k)) for k in diff)))
 
 
+def _staging_name(path):
+  head, tail = os.path.split(str(path))
+  return os.path.join(head, ".{}.staged-{}".format(tail, uuid.uuid4().hex[:12]))
+
+
+def _rename(source, destination):
+  if "://" in str(destination):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.rename(source, destination, overwrite=True)
+  else:
+    os.replace(source, destination)
+
+
+def _remove_if_present(path):
+  try:
+    if "://" in str(path):
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+    elif os.path.lexists(path):
+      os.remove(path)
+  except OSError as e:
+    logging.warning("could not remove %s: %s", path, e)
+
+
 def save_estimates(estimates, npz_path, args):
   """Writes the .npz (with `args_json`) and the CSV beside it, atomically.
 
-  Both files are written to temporary names and renamed only once both are
-  complete: a failure leaves neither new file.
+  Both files are first written in full under temporary names beside their
+  destinations, then renamed over them, CSV first. A failure while writing
+  leaves both destinations untouched; should the second rename fail, the CSV
+  just put in place is removed too, so no new file is left without the other
+  (an older CSV of that name is then gone as well).
 
   Args:
     estimates: `Estimates`.
@@ -316,11 +376,27 @@ def save_estimates(estimates, npz_path, args):
 
   Returns:
     The CSV's path.
+
+  Raises:
+    OSError: if a file cannot be written or renamed.
   """
+  npz_path = str(npz_path)
   csv_path = csv_path_for(npz_path)
   arrays = estimates.arrays()
   arrays["args_json"] = np.array(args.to_json())
-  with atomic.atomic_open(csv_path, "w") as f:
-    f.write(estimates.csv_text())
-    atomic.write_npz(npz_path, **arrays)
+  staged_npz = _staging_name(npz_path)
+  staged_csv = _staging_name(csv_path)
+  csv_in_place = False
+  try:
+    atomic.write_npz(staged_npz, **arrays)
+    atomic.write_text(staged_csv, estimates.csv_text())
+    _rename(staged_csv, csv_path)
+    csv_in_place = True
+    _rename(staged_npz, npz_path)
+  except BaseException:
+    _remove_if_present(staged_npz)
+    _remove_if_present(staged_csv)
+    if csv_in_place:
+      _remove_if_present(csv_path)
+    raise
   return csv_path

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -56,18 +57,34 @@ class ComputeEstimatesTest(absltest.TestCase):
     np.testing.assert_allclose(got.memorization.se, se, atol=1e-12)
     np.testing.assert_array_equal(got.memorization.n_in, n_in)
     np.testing.assert_array_equal(got.memorization.n_out, n_out)
-    consistency_07, _ = testing.consistency_loop(mask, correct_train)
-    np.testing.assert_allclose(got.consistency, consistency_07, atol=1e-12)
-    consistency_03, _ = testing.consistency_loop(self.truth[0.3][0],
-                                                 self.truth[0.3][1])
-    np.testing.assert_allclose(got.cscore.values,
-                               np.nanmean([consistency_03, consistency_07], 0))
+    loop_07 = testing.consistency_loop(mask, correct_train)
+    np.testing.assert_allclose(got.consistency, loop_07[0], atol=1e-12)
+    np.testing.assert_allclose(got.consistency_se, loop_07[1], rtol=1e-12)
+    loop_03 = testing.consistency_loop(self.truth[0.3][0], self.truth[0.3][1])
+    for ratio, loop in ((0.3, loop_03), (0.7, loop_07)):
+      by_ratio = got.consistency_by_ratio[ratio]
+      np.testing.assert_allclose(by_ratio.values, loop[0], atol=1e-12)
+      np.testing.assert_allclose(by_ratio.se, loop[1], rtol=1e-12)
+      np.testing.assert_array_equal(by_ratio.n_in, loop[2])
+      np.testing.assert_array_equal(by_ratio.n_out, loop[3])
+    cscore, cscore_se, n_ratios = testing.cscore_loop([loop_03[:2],
+                                                       loop_07[:2]])
+    np.testing.assert_allclose(got.cscore.values, cscore, atol=1e-12)
+    np.testing.assert_allclose(got.cscore.se, cscore_se, rtol=1e-12)
+    np.testing.assert_array_equal(got.cscore.n_ratios, n_ratios)
     np.testing.assert_array_equal(got.cscore.n_ratios[2:4], [0, 2])
+    self.assertTrue(np.isnan(got.cscore.se[2]))
     dense = testing.influence_loop(mask, correct_test).astype(np.float32)
     # Values only: ties may order differently from float64 values.
     want_values, _ = influence_estimator.topk_from_dense(dense, 3)
     self.assertEqual(got.influence.values.shape, (5, 3))
     np.testing.assert_allclose(got.influence.values, want_values, atol=1e-6)
+    want_se = testing.influence_se_loop(mask, correct_test)
+    np.testing.assert_allclose(
+        got.influence.se,
+        np.take_along_axis(want_se, got.influence.indices, axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(got.influence.total_correct,
+                                  correct_test.sum(0))
     np.testing.assert_array_equal(got.run_ids, np.arange(9))
     np.testing.assert_array_equal(got.ratios, [0.3, 0.7])
     np.testing.assert_array_equal(got.runs_per_ratio, [6, 9])
@@ -83,13 +100,38 @@ class ComputeEstimatesTest(absltest.TestCase):
     np.testing.assert_allclose(dense.influence.values,
                                testing.influence_loop(mask, correct_test),
                                atol=1e-6)
-    self.assertEqual(sorted(k for k in dense.arrays() if "influence" in k),
-                     ["influence"])
+    np.testing.assert_allclose(dense.influence.se,
+                               testing.influence_se_loop(mask, correct_test),
+                               rtol=1e-6)
+    arrays = dense.arrays()
+    self.assertEqual(
+        sorted(k for k in arrays if "influence" in k or k.startswith("test_")),
+        ["influence", "influence_n_in", "influence_n_out", "influence_se",
+         "test_index", "test_total_correct"])
+    self.assertEqual(arrays["influence_se"].shape, (5, 14))
+    np.testing.assert_array_equal(arrays["influence_n_in"], mask.sum(0))
+    np.testing.assert_array_equal(arrays["influence_n_out"], 6 - mask.sum(0))
+    np.testing.assert_array_equal(arrays["test_total_correct"],
+                                  correct_test.sum(0))
+    topk = pipeline.compute_estimates(
+        pipeline.EstimateArgs(self.root, subset_ratio=0.3, top_k=4),
+        progress=False)
+    topk_arrays = topk.arrays()
+    self.assertEqual(
+        sorted(k for k in topk_arrays if "influence" in k),
+        ["influence_n_in", "influence_n_out", "influence_topk_indices",
+         "influence_topk_se", "influence_topk_values"])
+    # The SEs of the top-k entries are those of the dense matrix, bitwise.
+    np.testing.assert_array_equal(
+        topk_arrays["influence_topk_se"],
+        np.take_along_axis(arrays["influence_se"],
+                           topk_arrays["influence_topk_indices"], axis=1))
     none = pipeline.compute_estimates(
         pipeline.EstimateArgs(self.root, subset_ratio=0.3, influence="none"),
         progress=False)
     self.assertIsNone(none.influence)
-    self.assertFalse([k for k in none.arrays() if "influence" in k])
+    self.assertFalse([k for k in none.arrays()
+                      if "influence" in k or k == "test_total_correct"])
 
   def test_several_ratios_need_a_choice(self):
     with self.assertRaisesRegex(errors.ExperimentError,
@@ -108,8 +150,12 @@ class ComputeEstimatesTest(absltest.TestCase):
     testing.write_runs(root, 0.3, mask, correct_train, correct_test)
     got = pipeline.compute_estimates(pipeline.EstimateArgs(root), progress=False)
     self.assertEqual(got.subset_ratio, 0.3)
-    want, _ = testing.consistency_loop(mask, correct_train)
+    want, want_se, _, _ = testing.consistency_loop(mask, correct_train)
     np.testing.assert_allclose(got.consistency, want, atol=1e-12)
+    # No ratio asked for: the C-score of the one ratio, whose SE is that
+    # ratio's (sqrt(se^2) / 1).
+    np.testing.assert_allclose(got.consistency_se, want_se, rtol=1e-12)
+    np.testing.assert_array_equal(got.consistency_se, got.cscore.se)
 
   def test_ratio_without_usable_runs_is_nan(self):
     testing.write_incomplete_run(self.root, 0.5, 0)
@@ -118,7 +164,15 @@ class ComputeEstimatesTest(absltest.TestCase):
         progress=False)
     np.testing.assert_array_equal(got.runs_per_ratio, [6, 0, 9])
     self.assertTrue(np.isnan(got.consistency_by_ratio[0.5].values).all())
+    self.assertTrue(np.isnan(got.consistency_by_ratio[0.5].se).all())
     np.testing.assert_array_equal(got.consistency_by_ratio[0.5].n_out, 0)
+    np.testing.assert_array_equal(got.consistency_by_ratio[0.5].n_in, 0)
+    # The C-score ignores the empty ratio: values and SEs from the other two.
+    loops = [testing.consistency_loop(*self.truth[r][:2])[:2]
+             for r in (0.3, 0.7)]
+    want, want_se, _ = testing.cscore_loop(loops)
+    np.testing.assert_allclose(got.cscore.values, want, atol=1e-12)
+    np.testing.assert_allclose(got.cscore.se, want_se, rtol=1e-12)
 
   def test_sizes_must_agree_across_ratios(self):
     mask, correct_train, correct_test = self.truth[0.3]
@@ -148,6 +202,22 @@ class SaveEstimatesTest(absltest.TestCase):
       self.assertEqual(npz["consistency_by_ratio"].shape, (2, 14))
       self.assertEqual(npz["influence_topk_indices"].shape, (5, 2))
       self.assertEqual(float(npz["subset_ratio"]), 0.7)
+      for key, shape in (("consistency_se", (14,)),
+                         ("consistency_se_by_ratio", (2, 14)),
+                         ("consistency_n_in_by_ratio", (2, 14)),
+                         ("consistency_n_out_by_ratio", (2, 14)),
+                         ("cscore_se", (14,)),
+                         ("influence_topk_se", (5, 2)),
+                         ("influence_n_in", (14,)),
+                         ("influence_n_out", (14,)),
+                         ("test_total_correct", (5,))):
+        self.assertEqual(npz[key].shape, shape, msg=key)
+      np.testing.assert_array_equal(npz["consistency_se"],
+                                    estimates.consistency_se)
+      np.testing.assert_array_equal(npz["cscore_se"], estimates.cscore.se)
+      np.testing.assert_array_equal(npz["influence_topk_se"],
+                                    estimates.influence.se)
+      self.assertNotIn("influence_se", npz.files)
     with open(csv_path) as f:
       rows = list(csv.DictReader(f))
     self.assertEqual(list(rows[0]), list(pipeline.CSV_COLUMNS))
@@ -161,6 +231,14 @@ class SaveEstimatesTest(absltest.TestCase):
         self.assertAlmostEqual(float(row["memorization"]), values[i], places=8)
       self.assertEqual(int(row["n_in"]), n_in[i])
       self.assertEqual(math.isnan(float(row["se"])), math.isnan(se[i]))
+    _, consistency_se, _, _ = testing.consistency_loop(mask, correct_train)
+    for i, row in enumerate(rows):
+      if math.isnan(consistency_se[i]):
+        self.assertEqual(row["consistency_se"], "nan")
+      else:
+        self.assertAlmostEqual(float(row["consistency_se"]), consistency_se[i],
+                               places=8)
+    self.assertTrue(math.isnan(consistency_se[2]))
 
     # Same arguments (a different budget only): fine. Others: refused.
     pipeline.check_output(out, pipeline.EstimateArgs(
@@ -170,6 +248,48 @@ class SaveEstimatesTest(absltest.TestCase):
                                 "top_k: 2 then, 3 now.*--overwrite"):
       pipeline.check_output(out, other)
     pipeline.check_output(out, other, overwrite=True)
+
+  def _estimates(self):
+    root = self.create_tempdir().full_path
+    _write_experiment(root)
+    args = pipeline.EstimateArgs(root, subset_ratio=0.3, influence="none")
+    return pipeline.compute_estimates(args, progress=False), args
+
+  def test_failed_write_leaves_old_files(self):
+    estimates, args = self._estimates()
+    folder = self.create_tempdir().full_path
+    out = os.path.join(folder, "est.npz")
+    for path, content in ((out, b"old npz"), (out[:-4] + ".csv", b"old csv")):
+      with open(path, "wb") as f:
+        f.write(content)
+    with mock.patch.object(pipeline.Estimates, "csv_text",
+                           side_effect=RuntimeError("disk full")):
+      with self.assertRaisesRegex(RuntimeError, "disk full"):
+        pipeline.save_estimates(estimates, out, args)
+    self.assertEqual(sorted(os.listdir(folder)), ["est.csv", "est.npz"])
+    with open(out, "rb") as f:
+      self.assertEqual(f.read(), b"old npz")
+    with open(out[:-4] + ".csv", "rb") as f:
+      self.assertEqual(f.read(), b"old csv")
+
+  def test_failed_second_rename_leaves_neither_new_file(self):
+    estimates, args = self._estimates()
+    folder = self.create_tempdir().full_path
+    out = os.path.join(folder, "est.npz")
+    real_rename = pipeline._rename
+
+    def rename(source, destination):
+      if destination == out:
+        raise OSError("rename failed")
+      real_rename(source, destination)
+
+    with mock.patch.object(pipeline, "_rename", side_effect=rename):
+      with self.assertRaisesRegex(OSError, "rename failed"):
+        pipeline.save_estimates(estimates, out, args)
+    # No CSV without its .npz, and no staged files left behind.
+    self.assertEqual(os.listdir(folder), [])
+    pipeline.save_estimates(estimates, out, args)
+    self.assertEqual(sorted(os.listdir(folder)), ["est.csv", "est.npz"])
 
   def test_refuses_a_file_that_is_not_estimates(self):
     path = self.create_tempfile("x.npz", content="hello").full_path

@@ -24,6 +24,14 @@ def _adjusted_variance_of_mean(values):
   return p * (1.0 - p) / (len(values) + 2.0)
 
 
+def _difference_se(inside, outside):
+  """Agresti-Caffo SE of mean(inside) - mean(outside); NaN if one is empty."""
+  if not inside or not outside:
+    return math.nan
+  return math.sqrt(_adjusted_variance_of_mean(inside) +
+                   _adjusted_variance_of_mean(outside))
+
+
 def memorization_loop(mask, correct):
   """(values, se, n_in, n_out), each [n_train], by a loop over the definition."""
   num_runs, n = mask.shape
@@ -32,39 +40,80 @@ def memorization_loop(mask, correct):
     inside = [float(correct[r, i]) for r in range(num_runs) if mask[r, i]]
     outside = [float(correct[r, i]) for r in range(num_runs) if not mask[r, i]]
     values.append(_mean(inside) - _mean(outside))
-    if not inside or not outside:
-      se.append(math.nan)
-    else:
-      se.append(math.sqrt(_adjusted_variance_of_mean(inside) +
-                          _adjusted_variance_of_mean(outside)))
+    se.append(_difference_se(inside, outside))
     n_in.append(len(inside))
     n_out.append(len(outside))
   return np.array(values), np.array(se), np.array(n_in), np.array(n_out)
 
 
+def _influence_sides(mask, correct_test, j, i):
+  num_runs = mask.shape[0]
+  inside = [float(correct_test[r, j]) for r in range(num_runs) if mask[r, i]]
+  outside = [float(correct_test[r, j]) for r in range(num_runs)
+             if not mask[r, i]]
+  return inside, outside
+
+
 def influence_loop(mask, correct_test):
   """[n_test, n_train] float64 influence, by a loop over the definition."""
-  num_runs, n_train = mask.shape
+  n_train = mask.shape[1]
   n_test = correct_test.shape[1]
   out = np.empty((n_test, n_train))
   for j in range(n_test):
     for i in range(n_train):
-      inside = [float(correct_test[r, j]) for r in range(num_runs) if mask[r, i]]
-      outside = [float(correct_test[r, j]) for r in range(num_runs)
-                 if not mask[r, i]]
+      inside, outside = _influence_sides(mask, correct_test, j, i)
       out[j, i] = _mean(inside) - _mean(outside)
   return out
 
 
+def influence_se_loop(mask, correct_test):
+  """[n_test, n_train] float64 Agresti-Caffo SE of the influence, by a loop:
+  the memorization SE with test example j's correctness in place of i's."""
+  n_train = mask.shape[1]
+  n_test = correct_test.shape[1]
+  out = np.empty((n_test, n_train))
+  for j in range(n_test):
+    for i in range(n_train):
+      out[j, i] = _difference_se(*_influence_sides(mask, correct_test, j, i))
+  return out
+
+
 def consistency_loop(mask, correct):
-  """(values, n_out), each [n_train], by a loop over the definition."""
+  """(values, se, n_in, n_out), each [n_train], by a loop over the definition.
+
+  se is the Agresti-Caffo SE of the held-out mean, NaN without held-out runs.
+  """
   num_runs, n = mask.shape
-  values, n_out = [], []
+  values, se, n_in, n_out = [], [], [], []
   for i in range(n):
     outside = [float(correct[r, i]) for r in range(num_runs) if not mask[r, i]]
     values.append(_mean(outside))
+    se.append(math.sqrt(_adjusted_variance_of_mean(outside)) if outside
+              else math.nan)
+    n_in.append(num_runs - len(outside))
     n_out.append(len(outside))
-  return np.array(values), np.array(n_out)
+  return np.array(values), np.array(se), np.array(n_in), np.array(n_out)
+
+
+def cscore_loop(by_ratio):
+  """(values, se, n_ratios), each [n_train], from per-ratio loops.
+
+  Args:
+    by_ratio: list of (values, se) pairs of [n_train] arrays, one per ratio
+      (as `consistency_loop` returns them).
+  """
+  n = len(by_ratio[0][0])
+  values, se, n_ratios = [], [], []
+  for i in range(n):
+    defined = [(v[i], s[i]) for v, s in by_ratio if not math.isnan(v[i])]
+    n_ratios.append(len(defined))
+    if defined:
+      values.append(sum(v for v, _ in defined) / len(defined))
+      se.append(math.sqrt(sum(s * s for _, s in defined)) / len(defined))
+    else:
+      values.append(math.nan)
+      se.append(math.nan)
+  return np.array(values), np.array(se), np.array(n_ratios)
 
 
 def topk_sort(values, k):
