@@ -14,20 +14,26 @@ disagreements, and writes `<prefix>_summary.csv`, `<prefix>_disagreements.csv`
 and `<prefix>_scatter.png`.
 
 Example ids: our `index` is the TFDS position; the published CIFAR C-scores
-are in the original CIFAR order. `--index_map=MAP.npz` (key `original_index`,
-[n_train]: original position of each TFDS position, see
-`heldout.released.published.original_index_from_tfds_ids`) translates ours
-first; without it, ids are matched as they are.
+(`cifar10/100-cscores-orig-order.npz`) are in the original CIFAR order, which
+is not TFDS's. Comparing such a file therefore needs one of
+- `--index_map=tfds:cifar10:3.0.2` (or `tfds:cifar100:3.0.2`): the map is
+  built from the `id` feature ("train_01234": original position 1234) of
+  TFDS's train split read in TFDS order, from `--data_dir`;
+- `--index_map=MAP.npz`: key `original_index` [n_train], the original
+  position of each TFDS position (see
+  `heldout.released.published.original_index_from_tfds_ids`);
+- `--assume_same_order`: our ids already are original positions (e.g.
+  estimates of runs trained on data in the original order).
+Without one, comparing a CIFAR C-score file is refused.
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 
-from heldout import errors
+from heldout import cli
+from heldout.data import tfds_data
 from heldout.released import agreement
 from heldout.released import published
 
@@ -42,8 +48,14 @@ _OURS_KEY = flags.DEFINE_string(
     "ours_key", None, "Key of --ours to compare (default: cscore, else consistency, "
     "for C-scores; memorization for memorization).")
 _INDEX_MAP = flags.DEFINE_string(
-    "index_map", None, ".npz with `original_index`: maps our example ids to the "
-    "published file's ids.")
+    "index_map", None, "Maps our example ids (TFDS positions) to the published "
+    "file's ids: an .npz with `original_index`, or tfds:<name> (e.g. "
+    "tfds:cifar10:3.0.2) to build it from TFDS's `id` feature.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TFDS data directory, for --index_map=tfds:<name>.")
+_ASSUME_SAME_ORDER = flags.DEFINE_bool(
+    "assume_same_order", False, "Compare a file in the original CIFAR order "
+    "without --index_map: our ids already are original positions.")
 _IMAGENET_INDEX = flags.DEFINE_string(
     "imagenet_index", None, "imagenet_index.npz, to align ImageNet C-scores by filename.")
 _ALLOW_PICKLE = flags.DEFINE_bool(
@@ -58,12 +70,8 @@ _NUM_DISAGREEMENTS = flags.DEFINE_integer(
 # Our key compared with each published kind, the first present being used:
 # the C-score averaged over ratios, else consistency at one ratio.
 _DEFAULT_KEYS = {"cscore": ("cscore", "consistency"), "memorization": ("memorization",)}
-
-
-def _resolve(path):
-  if path is None or "://" in path or os.path.isabs(path):
-    return path
-  return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd()), path)
+# --index_map=tfds:<name>: the map is built from TFDS's `id` feature.
+TFDS_PREFIX = "tfds:"
 
 
 def _strip_npz(path):
@@ -112,54 +120,95 @@ def _read_index_map(path):
   return mapping.astype(np.int64)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("unexpected arguments: {}".format(" ".join(argv[1:])))
+def _tfds_index_map(name, data_dir):
+  """The `original_index` of TFDS dataset `name`'s train split, from its ids."""
+  if not name:
+    raise ValueError("--index_map=tfds:<name> needs a dataset name, e.g. "
+                     "tfds:cifar10:3.0.2")
+  ids = tfds_data.load_tfds_ids(name, "train", data_dir=data_dir)
   try:
-    if not _OURS.value or not _PUBLISHED.value:
-      raise ValueError("--ours and --published are required")
-    ours_path, published_path = _resolve(_OURS.value), _resolve(_PUBLISHED.value)
-    top_ks = []
-    for k in _TOP_K.value:
-      try:
-        top_ks.append(int(k))
-      except ValueError:
-        raise ValueError("--top_k: {!r} is not an integer".format(k)) from None
-    imagenet_index = None
-    if _IMAGENET_INDEX.value:
-      imagenet_index = published.read_imagenet_index(
-          _resolve(_IMAGENET_INDEX.value), allow_pickle=_ALLOW_PICKLE.value)
-    theirs = published.read_published(published_path, kind=_KIND.value,
-                                      allow_pickle=_ALLOW_PICKLE.value,
-                                      imagenet_index=imagenet_index,
-                                      check_thresholds=_CHECK_THRESHOLDS.value)
-    keys = (_OURS_KEY.value,) if _OURS_KEY.value else _DEFAULT_KEYS[theirs.kind]
-    key, values, index = _read_ours(ours_path, keys)
-    notes = []
-    if _INDEX_MAP.value:
-      mapping = _read_index_map(_resolve(_INDEX_MAP.value))
-      if index.min() < 0 or index.max() >= len(mapping):
-        raise ValueError("--index_map has {} entries; our ids go up to {}".format(
-            len(mapping), index.max()))
-      index = mapping[index]
-      notes.append("our ids mapped through {}".format(_INDEX_MAP.value))
-    elif theirs.order == "original":
-      notes.append("note: the published file is in the original CIFAR order and ids "
-                   "are matched as they are; pass --index_map if ours are TFDS positions")
-    report = agreement.agreement_report(
-        values, theirs.values, ours_index=index, published_index=theirs.index,
-        top_ks=top_ks, num_disagreements=_NUM_DISAGREEMENTS.value)
-    prefix = _OUTPUT_PREFIX.value
-    if prefix:
-      prefix = _resolve(prefix)
-    else:
-      prefix = "{}_vs_{}".format(_strip_npz(ours_path),
-                                 os.path.basename(_strip_npz(published_path)))
-    names = ("ours:" + key, "published:" + theirs.kind)
-    paths = agreement.write_report(report, prefix, names=names)
-  except (errors.HeldoutError, ValueError, OSError) as e:
-    print("error: {}".format(e).replace("\n", " "), file=sys.stderr)
-    return 1
+    return published.original_index_from_tfds_ids(ids)
+  except ValueError as e:
+    raise ValueError("--index_map={}{}: {}".format(TFDS_PREFIX, name, e)) from None
+
+
+def _index_map(value, data_dir):
+  """(original_index [n] int64, description) for an --index_map value."""
+  if value.startswith(TFDS_PREFIX):
+    name = value[len(TFDS_PREFIX):]
+    return (_tfds_index_map(name, data_dir),
+            "the `id` feature of TFDS {} (train)".format(name))
+  path = cli.resolve_path(value)
+  return _read_index_map(path), path
+
+
+def _refuse_original_order(published_path):
+  raise ValueError(
+      "{}: the published C-scores are in the original CIFAR order, and our "
+      "example ids are TFDS positions, a different order; pass "
+      "--index_map=tfds:cifar10:3.0.2 (or tfds:cifar100:3.0.2, with "
+      "--data_dir) to map ours through TFDS's `id` feature, "
+      "--index_map=MAP.npz (key `original_index`), or --assume_same_order if "
+      "our ids already are original positions".format(published_path))
+
+
+@cli.exit_status
+def main(argv):
+  cli.check_no_arguments(argv)
+  cli.require_flags(ours=_OURS.value, published=_PUBLISHED.value)
+  if _INDEX_MAP.value and _ASSUME_SAME_ORDER.value:
+    raise ValueError("--index_map and --assume_same_order contradict each "
+                     "other; pass one")
+  ours_path = cli.resolve_path(_OURS.value)
+  published_path = cli.resolve_path(_PUBLISHED.value)
+  top_ks = []
+  for k in _TOP_K.value:
+    try:
+      top_ks.append(int(k))
+    except ValueError:
+      raise ValueError("--top_k: {!r} is not an integer".format(k)) from None
+  imagenet_index = None
+  if _IMAGENET_INDEX.value:
+    imagenet_index = published.read_imagenet_index(
+        cli.resolve_path(_IMAGENET_INDEX.value),
+        allow_pickle=_ALLOW_PICKLE.value)
+  theirs = published.read_published(published_path, kind=_KIND.value,
+                                    allow_pickle=_ALLOW_PICKLE.value,
+                                    imagenet_index=imagenet_index,
+                                    check_thresholds=_CHECK_THRESHOLDS.value)
+  keys = (_OURS_KEY.value,) if _OURS_KEY.value else _DEFAULT_KEYS[theirs.kind]
+  key, values, index = _read_ours(ours_path, keys)
+  notes = []
+  if _INDEX_MAP.value:
+    mapping, source = _index_map(_INDEX_MAP.value,
+                                 cli.resolve_path(_DATA_DIR.value))
+    if theirs.order == "original" and len(mapping) != len(theirs.values):
+      raise ValueError(
+          "--index_map={}: maps {} examples, but {} holds {}; is it the map "
+          "of another dataset?".format(_INDEX_MAP.value, len(mapping),
+                                       published_path, len(theirs.values)))
+    if len(index) and (index.min() < 0 or index.max() >= len(mapping)):
+      raise ValueError("--index_map has {} entries; our ids go from {} to "
+                       "{}".format(len(mapping), index.min(), index.max()))
+    index = mapping[index]
+    notes.append("our ids mapped through {}".format(source))
+    if theirs.order != "original":
+      notes.append("note: {} is not a file in the original CIFAR order; "
+                   "--index_map was applied as asked".format(published_path))
+  elif theirs.order == "original":
+    if not _ASSUME_SAME_ORDER.value:
+      _refuse_original_order(published_path)
+    notes.append("note: --assume_same_order: our ids are taken as positions "
+                 "in the original CIFAR order, as the published file's are")
+  report = agreement.agreement_report(
+      values, theirs.values, ours_index=index, published_index=theirs.index,
+      top_ks=top_ks, num_disagreements=_NUM_DISAGREEMENTS.value)
+  prefix = cli.resolve_path(_OUTPUT_PREFIX.value)
+  if not prefix:
+    prefix = "{}_vs_{}".format(_strip_npz(ours_path),
+                               os.path.basename(_strip_npz(published_path)))
+  names = ("ours:" + key, "published:" + theirs.kind)
+  paths = agreement.write_report(report, prefix, names=names)
   print("{} ({}) vs {} ({})".format(ours_path, key, published_path, theirs.kind))
   for note in notes:
     print(note)
@@ -170,4 +219,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -12,18 +12,18 @@ Selections: `--ratios=0.7,0.5`, `--runs=0:100` (half-open; "3,5,10:20" works
 too). Sources: `--source=auto` uses HTTP Range requests for http(s) URLs,
 `gsutil cat` for gs:// when installed (`tf.io.gfile` otherwise). `--base_url`
 points at a mirror (its own MD5 via `--md5`, or `--md5=skip`).
+Relative paths (`--dest`, a local `--base_url`) are taken from the directory
+`bazel run` was started in; an error prints one line `error: ...`.
 `--keep_archive` stores `DEST/<experiment>.tar.gz` (resuming `.part`),
 verifies its MD5, then extracts. Interrupted runs resume: re-run the same
 command; finished files are skipped, and a completed selection returns at once.
 """
 
-import os
 import sys
 
-from absl import app
 from absl import flags
 
-from heldout import errors
+from heldout import cli
 from heldout.released import catalog
 from heldout.released import downloader
 
@@ -57,43 +57,29 @@ _BACKOFF_S = flags.DEFINE_float(
     "retry_backoff_s", 1.0, "First wait before reconnecting (doubles each time).")
 
 
-def _resolve(path):
-  if path is None or "://" in path or os.path.isabs(path):
-    return path
-  return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd()), path)
-
-
-def _resolve_url(url):
-  """Relative local folders in --base_url are relative to where bazel ran."""
-  if url is None or "://" in url:
-    return url
-  return _resolve(url)
-
-
+@cli.exit_status
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("unexpected arguments: {}".format(" ".join(argv[1:])))
+  cli.check_no_arguments(argv)
+  if not _EXPERIMENT.value:
+    raise ValueError("--experiment is required (one of {})".format(
+        ", ".join(sorted(catalog.ARCHIVES))))
+  cli.require_flags(dest=_DEST.value)
   try:
-    if not _EXPERIMENT.value:
-      raise ValueError("--experiment is required (one of {})".format(
-          ", ".join(sorted(catalog.ARCHIVES))))
-    if not _DEST.value:
-      raise ValueError("--dest is required")
     summary = downloader.download_experiment(
-        _EXPERIMENT.value, _resolve(_DEST.value), only=_ONLY.value,
-        ratios=_RATIOS.value, runs=_RUNS.value, base_url=_resolve_url(_BASE_URL.value),
-        source=_SOURCE.value, keep_archive=_KEEP_ARCHIVE.value, md5=_MD5.value,
+        _EXPERIMENT.value, cli.resolve_path(_DEST.value), only=_ONLY.value,
+        ratios=_RATIOS.value, runs=_RUNS.value,
+        base_url=cli.resolve_path(_BASE_URL.value), source=_SOURCE.value,
+        keep_archive=_KEEP_ARCHIVE.value, md5=_MD5.value,
         progress=_PROGRESS.value, max_retries=_MAX_RETRIES.value,
         backoff_s=_BACKOFF_S.value)
-  except (errors.HeldoutError, ValueError, OSError) as e:
-    print("error: {}".format(e).replace("\n", " "), file=sys.stderr)
-    return 1
   except KeyboardInterrupt:
-    print("error: interrupted; re-run the same command to resume", file=sys.stderr)
+    # Finished files are kept, so an interrupted download is not lost.
+    print("error: interrupted; re-run the same command to resume",
+          file=sys.stderr)
     return 1
   print(summary.describe())
   return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -20,15 +20,28 @@ class LoadImagesTest(tf.test.TestCase, parameterized.TestCase):
     np.savez(path, **arrays)
     return path
 
-  def test_uint8_scaled_float_as_is(self):
+  def test_reads_stored_arrays_unchanged(self):
     pixels = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
-    loaded = predict.load_images(self._write(images_uint8=pixels, labels=[1]))
+    key, read = predict.read_images(self._write(images_uint8=pixels,
+                                                labels=[1]))
+    self.assertEqual(key, "images_uint8")
+    self.assertEqual(read.dtype, np.uint8)
+    self.assertAllEqual(read, pixels)
+    floats = np.random.default_rng(0).normal(size=(3, 4, 4, 1))
+    key, read = predict.read_images(self._write(images=floats))
+    self.assertEqual(key, "images")
+    self.assertAllEqual(read, floats)
+
+  def test_load_images_scales_uint8_floats_as_is(self):
+    pixels = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
+    loaded = predict.load_images(self._write(images_uint8=pixels), "mlp")
     self.assertEqual(loaded.dtype, np.float32)
     self.assertAllEqual(loaded, pixels.astype(np.float32) / 255)
-    floats = np.random.default_rng(0).normal(size=(3, 4, 4, 1))
-    loaded = predict.load_images(self._write(images=floats))
-    self.assertEqual(loaded.dtype, np.float32)
-    self.assertAllEqual(loaded, floats.astype(np.float32))
+    floats = np.random.default_rng(0).normal(size=(3, 4, 4, 3))
+    for arch in ("mlp", "resnet50"):
+      loaded = predict.load_images(self._write(images=floats), arch)
+      self.assertEqual(loaded.dtype, np.float32)
+      self.assertAllEqual(loaded, floats.astype(np.float32))
 
   @parameterized.named_parameters(
       ("no_key", dict(pixels=np.zeros((1, 2, 2, 1), np.uint8)),
@@ -46,21 +59,55 @@ class LoadImagesTest(tf.test.TestCase, parameterized.TestCase):
   )
   def test_bad_contents(self, arrays, message):
     with self.assertRaisesRegex(ValueError, message):
-      predict.load_images(self._write(**arrays))
+      predict.read_images(self._write(**arrays))
 
   def test_bad_files(self):
     folder = self.create_tempdir().full_path
     with self.assertRaisesRegex(IOError, "no such file"):
-      predict.load_images(os.path.join(folder, "missing.npz"))
+      predict.read_images(os.path.join(folder, "missing.npz"))
     junk = os.path.join(folder, "junk.npz")
     with open(junk, "wb") as f:
       f.write(b"junk")
     with self.assertRaisesRegex(ValueError, "not an .npz file"):
-      predict.load_images(junk)
+      predict.read_images(junk)
     single = os.path.join(folder, "single.npy")
     np.save(single, np.zeros(3))
     with self.assertRaisesRegex(ValueError, "single .npy array"):
-      predict.load_images(single)
+      predict.read_images(single)
+
+
+class PreprocessTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_every_architecture_has_an_entry(self):
+    self.assertCountEqual(predict.UINT8_PREPROCESSING, registry.ARCHITECTURES)
+
+  @parameterized.named_parameters(
+      ("small_inception", "small_inception"), ("cifar_resnet18",
+                                               "cifar_resnet18"),
+      ("cifar_resnet50", "cifar_resnet50"), ("mlp", "mlp"),
+      ("small_cnn", "small_cnn"))
+  def test_scaled_only(self, arch):
+    pixels = np.array([0, 51, 255], np.uint8).reshape(1, 1, 1, 3)
+    self.assertAllClose(predict.preprocess_uint8(pixels, arch),
+                        [[[[0.0, 0.2, 1.0]]]], rtol=0, atol=1e-7)
+
+  def test_resnet50_normalised_hand_computed(self):
+    # R 0 -> (0 - .485) / .229; G 255 -> (1 - .456) / .224;
+    # B 51 -> (.2 - .406) / .225.
+    pixels = np.array([0, 255, 51], np.uint8).reshape(1, 1, 1, 3)
+    out = predict.preprocess_uint8(pixels, "resnet50")
+    self.assertEqual(out.dtype, np.float32)
+    self.assertAllClose(out, [[[[-2.1179039, 2.4285714, -0.9155556]]]],
+                        rtol=0, atol=1e-6)
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError, "`arch` must be one of"):
+      predict.preprocess_uint8(np.zeros((1, 2, 2, 3), np.uint8), "vgg")
+    with self.assertRaisesRegex(ValueError, "3 channels .* found images_uint8 "
+                                "with 1 channels"):
+      predict.preprocess_uint8(np.zeros((1, 2, 2, 1), np.uint8), "resnet50")
+    with self.assertRaisesRegex(ValueError, "`key` must be one of"):
+      predict.model_inputs("pixels", np.zeros((1, 2, 2, 1), np.uint8), "mlp")
 
 
 class PredictLogitsTest(tf.test.TestCase, parameterized.TestCase):
@@ -143,6 +190,44 @@ class PredictRunTest(tf.test.TestCase):
       predict.predict_run(self.run_dir, bad, output)
     self.assertEqual(sorted(os.listdir(self.root)),
                      ["0.5", "bad.npz", "in.npz"])
+
+
+class PredictRunResNet50Test(tf.test.TestCase):
+
+  def test_uint8_normalised_as_imagenet(self):
+    tf.random.set_seed(11)
+    root = self.create_tempdir().full_path
+    run_dir = os.path.join(root, "0.7", "0")
+    model = registry.build_model("resnet50", 3)
+    model(tf.zeros([1, 16, 16, 3]), is_training=False)
+    # Sonnet zero-initializes the logits layer: give it weights, so that the
+    # logits depend on the input.
+    rng = np.random.default_rng(4)
+    for var in model._logits.variables:  # pylint: disable=protected-access
+      var.assign(rng.normal(size=var.shape).astype(np.float32))
+    testing.write_checkpoint(layout.checkpoint_prefix(run_dir, 90), model,
+                             epoch=90)
+    pixels = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
+    images_path = os.path.join(root, "in.npz")
+    np.savez(images_path, images_uint8=pixels)
+    output = os.path.join(root, "out.npz")
+
+    run = predict.predict_run(run_dir, images_path, output, batch_size=2)
+
+    self.assertEqual((run.arch, run.num_classes), ("resnet50", 3))
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    normalised = (pixels.astype(np.float32) / 255 - mean) / std
+    expected = model(normalised, is_training=False).numpy()
+    scaled_only = model(pixels.astype(np.float32) / 255,
+                        is_training=False).numpy()
+    with np.load(output) as out:
+      logits = out["logits"]
+    self.assertAllClose(logits, expected, rtol=1e-4,
+                        atol=1e-4 * np.abs(expected).max())
+    # The check can fail: plain / 255 gives other logits.
+    self.assertGreater(np.abs(scaled_only - expected).max(),
+                       0.1 * np.abs(expected).max())
 
 
 if __name__ == "__main__":

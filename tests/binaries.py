@@ -1,8 +1,9 @@
 """How the end-to-end tests start the project's binaries, as a user would.
 
 Under `bazel test` a binary is the built target in the test's runfiles (list
-it in the test's `data`); run by hand (`python tests/foo_e2e_test.py`) it is
-the source file with this Python and the repository on PYTHONPATH.
+it in the test's `data`; a missing one fails the test, naming it); run by hand
+(`python tests/foo_e2e_test.py`) it is the source file with this Python and
+the repository on PYTHONPATH.
 """
 
 import os
@@ -22,13 +23,22 @@ def command(target, source):
 
   Returns:
     A list of strings for `subprocess.run`.
+
+  Raises:
+    AssertionError: under Bazel (TEST_SRCDIR set), if the binary is not in
+      the runfiles: the test lacks it in its `data`. Running the source file
+      instead would test something other than the built target.
   """
   srcdir = os.environ.get("TEST_SRCDIR")
   if srcdir:
     path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE",
                                                "heldout_toolkit"), target)
-    if os.path.exists(path):
-      return [path]
+    if not os.path.exists(path):
+      package, _, name = target.rpartition("/")
+      raise AssertionError(
+          "{} is not in this test's runfiles; add \"//{}:{}\" to the test's "
+          "`data` in its BUILD file".format(path, package, name))
+    return [path]
   return [sys.executable, os.path.join(REPO_ROOT, source)]
 
 

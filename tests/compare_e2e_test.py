@@ -15,8 +15,11 @@ from absl.testing import absltest
 
 from absl.testing import flagsaver
 import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from heldout import compare
+from heldout.data import testing as data_testing
 from tests import binaries
 
 
@@ -63,7 +66,8 @@ class CompareEndToEndTest(absltest.TestCase):
     prefix = os.path.join(self.folder, "out", "c10")
     result = subprocess.run(
         _binary() + ["--ours=" + self.ours, "--published=" + self.cscores,
-                     "--output_prefix=" + prefix, "--top_k=1,2,4", "--num_disagreements=2"],
+                     "--output_prefix=" + prefix, "--top_k=1,2,4", "--num_disagreements=2",
+                     "--assume_same_order"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, timeout=300)
     self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
     summary = _summary(prefix + "_summary.csv")
@@ -89,7 +93,8 @@ class CompareEndToEndTest(absltest.TestCase):
     with open(prefix + "_scatter.png", "rb") as f:
       self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
     self.assertIn("Spearman 0.9000", result.stdout)
-    self.assertIn("original CIFAR order", result.stdout)
+    self.assertIn("--assume_same_order: our ids are taken as positions in the "
+                  "original CIFAR order", result.stdout)
     self.assertIn("(cscore) vs", result.stdout)
 
   def test_memorization_from_infl_matrix_with_relative_prefix(self):
@@ -116,15 +121,22 @@ class CompareEndToEndTest(absltest.TestCase):
     self.assertIn("(memorization) vs", result.stdout)
     self.assertTrue(os.path.exists(os.path.join(self.folder, "rel", "m_scatter.png")))
 
-  def test_index_map_translates_our_ids(self):
-    # Ours are TFDS positions t; the published file is in the original order o,
-    # with original_index[t] = o. Ours equal the published values once mapped.
+  def _tfds_order_files(self):
+    """Ours in TFDS order and published C-scores in the original order.
+
+    TFDS position t holds the example at original position original_index[t];
+    ours equal the published values once mapped.
+    """
     original_index = np.array([3, 0, 4, 1, 2])
     published_values = np.array([0.7, 0.1, 0.9, 0.3, 0.5])
     ours = os.path.join(self.folder, "tfds_order.npz")
     np.savez(ours, cscore=published_values[original_index], index=np.arange(5))
     cscores = os.path.join(self.folder, "c.npz")
     np.savez(cscores, labels=np.zeros(5, int), scores=published_values)
+    return original_index, ours, cscores
+
+  def test_index_map_translates_our_ids(self):
+    original_index, ours, cscores = self._tfds_order_files()
     mapping = os.path.join(self.folder, "map.npz")
     np.savez(mapping, original_index=original_index)
     prefix = os.path.join(self.folder, "mapped")
@@ -132,9 +144,84 @@ class CompareEndToEndTest(absltest.TestCase):
                             output_prefix=prefix)
     self.assertEqual(result.returncode, 0, msg=result.stderr)
     self.assertAlmostEqual(_summary(prefix + "_summary.csv")["spearman"], 1.0)
-    self.assertIn("mapped through", result.stdout)
-    result = self._run_main(ours=ours, published=cscores, output_prefix=prefix + "_raw")
+    self.assertIn("mapped through " + mapping, result.stdout)
+    # Taken as being in the same order, the ids do not line up.
+    result = self._run_main(ours=ours, published=cscores, assume_same_order=True,
+                            output_prefix=prefix + "_raw")
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
     self.assertLess(_summary(prefix + "_raw_summary.csv")["spearman"], 0.5)
+
+  def test_index_map_from_tfds_ids(self):
+    original_index, ours, cscores = self._tfds_order_files()
+    data_dir = self.create_tempdir().full_path
+    name = "cifar10:3.0.2"
+    data_testing.write_tfds_metadata(data_dir, name, len(original_index))
+    # The mock's own ids are random strings: the train split here holds the
+    # ids of a TFDS order, "train_<original position>".
+    ids = ["train_{:05d}".format(o) for o in original_index]
+
+    def as_dataset(self, *args, **kwargs):
+      del self, args, kwargs
+      return tf.data.Dataset.from_tensor_slices({
+          "id": ids, "image": tf.zeros([len(ids), 32, 32, 3], tf.uint8),
+          "label": tf.zeros([len(ids)], tf.int64)})
+
+    prefix = os.path.join(self.folder, "tfds_mapped")
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset,
+                                policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=data_dir):
+      result = self._run_main(
+          env={"BUILD_WORKING_DIRECTORY": os.path.dirname(data_dir)},
+          ours=ours, published=cscores, index_map="tfds:" + name,
+          data_dir=os.path.basename(data_dir), output_prefix=prefix)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertAlmostEqual(_summary(prefix + "_summary.csv")["spearman"], 1.0)
+    self.assertIn("our ids mapped through the `id` feature of TFDS "
+                  "cifar10:3.0.2 (train)", result.stdout)
+
+  def _assert_one_error_line(self, result, *fragments):
+    self.assertEqual(result.returncode, 1, msg=result.stdout)
+    self.assertNotIn("Traceback", result.stderr)
+    # TFDS logs to stderr as well; the error is the one `error: ` line.
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    self.assertLen(lines, 1, msg=result.stderr)
+    for fragment in fragments:
+      self.assertIn(fragment, lines[0])
+
+  def test_original_order_needs_a_map(self):
+    _, ours, cscores = self._tfds_order_files()
+    prefix = os.path.join(self.folder, "refused")
+    result = self._run_main(ours=ours, published=cscores, output_prefix=prefix)
+    self._assert_one_error_line(
+        result, "c.npz: the published C-scores are in the original CIFAR order",
+        "--index_map=tfds:cifar10:3.0.2", "--index_map=MAP.npz",
+        "--assume_same_order")
+    short_map = os.path.join(self.folder, "short_map.npz")
+    np.savez(short_map, original_index=np.array([1, 0, 2]))
+    for flag_values, fragments in (
+        (dict(index_map=short_map, assume_same_order=True), ("contradict",)),
+        (dict(index_map=short_map),
+         ("maps 3 examples, but", "c.npz holds 5", "another dataset")),
+        (dict(index_map="tfds:"), ("needs a dataset name",))):
+      result = self._run_main(ours=ours, published=cscores, output_prefix=prefix,
+                              **flag_values)
+      self._assert_one_error_line(result, *fragments)
+    self.assertEqual([n for n in os.listdir(self.folder) if n.startswith("refused")],
+                     [])
+
+  def test_tfds_ids_not_of_the_cifar_form(self):
+    _, ours, cscores = self._tfds_order_files()
+    data_dir = self.create_tempdir().full_path
+    data_testing.write_tfds_metadata(data_dir, "cifar10:3.0.2", 5)
+    # The mock's random ids are not "train_<n>": refused, in one line.
+    with tfds.testing.mock_data(num_examples=5,
+                                policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=data_dir):
+      result = self._run_main(ours=ours, published=cscores,
+                              index_map="tfds:cifar10:3.0.2", data_dir=data_dir,
+                              output_prefix=os.path.join(self.folder, "bad_ids"))
+    self._assert_one_error_line(result, "--index_map=tfds:cifar10:3.0.2: TFDS id '",
+                                "(position 0) is not of the form train_<n>")
 
   def test_errors_leave_no_output(self):
     bad = os.path.join(self.folder, "bad.npz")

@@ -1,9 +1,12 @@
-"""End to end: `//train:heldout` as a subprocess writes runs the readers accept.
+"""End to end: `//train:heldout` writes runs the readers load and predict redoes.
 
 The binary trains on scikit-learn's bundled digits (no network); the run it
 writes must pass `read_aux_arrays`' validation, restore with
 `restore_run`, and the restored model's predictions must reproduce the
-run's recorded correctness.
+run's recorded correctness. The built `//heldout:predict` binary, run on the
+test images, must give the same logits as the in-process restore and
+predictions whose correctness is the run's `correctness_test` scattered
+through `index_test`.
 """
 
 import os
@@ -19,19 +22,20 @@ from heldout.readers import checkpoints
 from heldout.readers import layout
 from tests import binaries
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _command():
-  return binaries.command("train/heldout", "train/heldout_main.py")
+def _run(*flags, workdir=None):
+  return subprocess.run(
+      binaries.command("train/heldout", "train/heldout_main.py") + list(flags),
+      capture_output=True, text=True, env=binaries.environment(workdir),
+      timeout=240, check=False)
 
 
-def _run(*flags):
-  env = dict(os.environ)
-  env["PYTHONPATH"] = _REPO + os.pathsep + env.get("PYTHONPATH", "")
-  env.pop("BUILD_WORKING_DIRECTORY", None)
-  return subprocess.run(_command() + list(flags), capture_output=True,
-                        text=True, env=env, timeout=240, check=False)
+def _predict(*flags, workdir=None):
+  return subprocess.run(
+      binaries.command("heldout/predict", "heldout/predict.py") + list(flags),
+      capture_output=True, text=True, env=binaries.environment(workdir),
+      timeout=240, check=False)
 
 
 class HeldoutTrainingE2eTest(absltest.TestCase):
@@ -58,6 +62,31 @@ class HeldoutTrainingE2eTest(absltest.TestCase):
         np.argmax(logits, axis=-1) == self.data.train.labels)
     return aux
 
+  def _check_predict(self, run_dir):
+    """//heldout:predict on the test images reproduces the run's results."""
+    test = self.data.test
+    workdir = self.create_tempdir().full_path
+    np.savez(os.path.join(workdir, "in.npz"), images=test.images)
+    proc = _predict("--model_dir=" + run_dir, "--images=in.npz",
+                    "--output=out/pred.npz", "--batch_size=100",
+                    workdir=workdir)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with np.load(os.path.join(workdir, "out", "pred.npz")) as out:
+      logits, predictions = out["logits"], out["predictions"]
+    self.assertEqual(logits.shape, (540, 10))
+
+    aux = aux_arrays.read_aux_arrays(layout.aux_arrays_path(run_dir))
+    recorded = np.zeros(len(test), dtype=bool)
+    recorded[aux.index_test] = aux.correctness_test
+    # Row p of the output is test position p, whose example id is index[p].
+    np.testing.assert_array_equal(recorded[test.index],
+                                  predictions == test.labels)
+
+    restored = checkpoints.restore_run(run_dir)
+    np.testing.assert_allclose(
+        logits, restored.model(test.images, is_training=False).numpy(),
+        rtol=1e-5, atol=1e-5)
+
   def test_trains_resumes_and_writes_readable_runs(self):
     exp = os.path.join(self.create_tempdir().full_path, "exp")
     flags = ["--dataset=digits", "--config=digits_small",
@@ -69,6 +98,7 @@ class HeldoutTrainingE2eTest(absltest.TestCase):
     self.assertEqual(sorted(os.listdir(os.path.join(exp, "0.5"))), ["1", "3"])
     aux1 = self._check_run(layout.run_dir(exp, 0.5, 1))
     self.assertLen(aux1.subsample_idx, 628)
+    self._check_predict(layout.run_dir(exp, 0.5, 1))
 
     proc = _run(*flags)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
@@ -92,8 +122,11 @@ class HeldoutTrainingE2eTest(absltest.TestCase):
           "--batched_k=4"], "batched_k"),
         (["--dataset=npz:" + os.path.join(base, "absent.npz"),
           "--config=digits", "--runs=0:1"], "no such file"),
+        # Relative to where `bazel run` was started.
+        (["--dataset=npz:data/absent.npz", "--config=digits", "--runs=0:1"],
+         os.path.join(base, "data", "absent.npz")),
     ):
-      proc = _run(*(flags + ["--output_dir=" + exp]))
+      proc = _run(*(flags + ["--output_dir=" + exp]), workdir=base)
       self.assertEqual(proc.returncode, 1, (flags, proc.stderr[-2000:]))
       lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
       self.assertLen(lines, 1, proc.stderr[-2000:])

@@ -78,6 +78,13 @@ class PredictBinaryTest(absltest.TestCase):
                        "--output=out.npz")
     self._assert_one_error_line(result, "in.npz", "found keys ['pixels']")
 
+  def test_missing_flags_and_arguments(self):
+    result = self._run(f"--model_dir={GOLDEN_RUN}", "--images=in.npz")
+    self._assert_one_error_line(result, "error: --output is required")
+    result = self._run(f"--model_dir={GOLDEN_RUN}", "--images=in.npz",
+                       "--output=out.npz", "extra")
+    self._assert_one_error_line(result, "unexpected arguments: extra")
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -8,7 +8,8 @@ exactly that order, so nothing here reorders anything. Images are uint8 and
 are scaled to float32 / 255, as upstream does.
 
 Note (upstream's own remark): for `mnist` this order is TFDS's, not the order
-of the original MNIST files.
+of the original MNIST files. The same holds for CIFAR; `load_tfds_ids` reads
+the `id` feature that records each example's original position.
 """
 
 from typing import Optional, Sequence
@@ -20,6 +21,7 @@ from heldout.data import dataset as dataset_lib
 # Names the released experiments used, and MNIST for small CNNs.
 KNOWN_DATASETS = ("cifar10:3.0.2", "cifar100:3.0.2", "mnist")
 DATA_SCALE = 255.0
+_ID_BATCH = 10000  # ids read per step by `load_tfds_ids`
 
 
 def load_tfds(name: str, splits: Sequence[str] = ("train", "test"),
@@ -56,3 +58,45 @@ def load_tfds(name: str, splits: Sequence[str] = ("train", "test"),
         arrays["image"], np.asarray(arrays["label"]), scale=DATA_SCALE)
   num_classes = info.features["label"].num_classes
   return dataset_lib.Dataset(name=name, num_classes=num_classes, splits=out)
+
+
+def load_tfds_ids(name: str, split: str = "train",
+                  data_dir: Optional[str] = None,
+                  download: bool = True) -> np.ndarray:
+  """The `id` feature of every example of a split, in TFDS's read order.
+
+  Read as `load_tfds` reads (unshuffled files, TFDS's default read config), so
+  element i belongs to the example whose id in this toolkit is i. For CIFAR
+  the `id` ("train_01234") keeps the example's position in the original
+  CIFAR files, which TFDS's order does not (see
+  `heldout.released.published.original_index_from_tfds_ids`). Images are left
+  encoded: only the order and the ids are needed.
+
+  Args:
+    name: TFDS name with optional version, e.g. "cifar10:3.0.2".
+    split: the split, e.g. "train".
+    data_dir: TFDS data directory (TFDS's default if None).
+    download: let TFDS download and prepare the dataset if it is missing.
+
+  Returns:
+    ids: [n] str, one per example of the split, in TFDS order.
+
+  Raises:
+    DatasetError: if the dataset has no `id` feature (e.g. mnist).
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  features = tfds.builder(name, data_dir=data_dir).info.features
+  if "id" not in features:
+    raise dataset_lib.DatasetError(
+        "{}: expected an `id` feature, found features {}".format(
+            name, sorted(features.keys())))
+  decoders = {key: tfds.decode.SkipDecoding()
+              for key, feature in features.items()
+              if isinstance(feature, tfds.features.Image)}
+  ds = tfds.load(name, split=split, shuffle_files=False, data_dir=data_dir,
+                 download=download, decoders=decoders or None)
+  ids = []
+  for batch in tfds.as_numpy(ds.map(lambda example: example["id"])
+                             .batch(_ID_BATCH)):
+    ids.extend(value.decode("utf-8") for value in batch)
+  return np.array(ids, dtype=str)

@@ -7,8 +7,10 @@ The test writes the datasets' split metadata to a temporary data_dir
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from heldout.data import dataset as dataset_lib
 from heldout.data import testing
 from heldout.data import tfds_data
 
@@ -50,6 +52,61 @@ class LoadTfdsTest(parameterized.TestCase):
                                    rtol=0, atol=1e-7)
         self.assertEqual(data.labels[i], example["label"])
       self.assertGreater(len(np.unique(data.labels)), 1)
+
+
+class LoadTfdsIdsTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("cifar10_train", "cifar10:3.0.2", "train"),
+      ("cifar100_test", "cifar100:3.0.2", "test"),
+  )
+  def test_ids_in_tfds_order(self, name, split):
+    data_dir = self.create_tempdir().full_path
+    testing.write_tfds_metadata(data_dir, name, NUM_EXAMPLES)
+    with tfds.testing.mock_data(num_examples=NUM_EXAMPLES,
+                                policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=data_dir):
+      ids = tfds_data.load_tfds_ids(name, split, data_dir=data_dir,
+                                    download=False)
+      # Reference: whole examples read one at a time, unshuffled.
+      reference = [example["id"].decode("utf-8") for example in tfds.as_numpy(
+          tfds.load(name, split=split, shuffle_files=False, data_dir=data_dir))]
+    self.assertLen(reference, NUM_EXAMPLES)
+    self.assertEqual(ids.shape, (NUM_EXAMPLES,))
+    self.assertEqual(ids.tolist(), reference)
+    self.assertLen(set(reference), NUM_EXAMPLES)
+
+  def test_given_ids_come_back_in_order(self):
+    # The mock's ids are random strings; here the split holds ids we chose,
+    # in an order unlike the original one.
+    chosen = ["train_00002", "train_00000", "train_00003", "train_00001"]
+    name = "cifar10:3.0.2"
+    data_dir = self.create_tempdir().full_path
+    testing.write_tfds_metadata(data_dir, name, len(chosen))
+
+    def as_dataset(self, *args, **kwargs):
+      del args, kwargs
+      return tf.data.Dataset.from_tensor_slices({
+          "id": chosen,
+          "image": tf.zeros([len(chosen), 32, 32, 3], tf.uint8),
+          "label": tf.zeros([len(chosen)], tf.int64)})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset,
+                                policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=data_dir):
+      ids = tfds_data.load_tfds_ids(name, data_dir=data_dir, download=False)
+    self.assertEqual(ids.tolist(), chosen)
+
+  def test_no_id_feature(self):
+    data_dir = self.create_tempdir().full_path
+    testing.write_tfds_metadata(data_dir, "mnist", NUM_EXAMPLES)
+    with tfds.testing.mock_data(num_examples=NUM_EXAMPLES,
+                                policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=data_dir):
+      with self.assertRaisesRegex(dataset_lib.DatasetError,
+                                  r"mnist: expected an `id` feature, found "
+                                  r"features \['image', 'label'\]"):
+        tfds_data.load_tfds_ids("mnist", data_dir=data_dir, download=False)
 
 
 if __name__ == "__main__":

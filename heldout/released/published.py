@@ -606,7 +606,8 @@ def original_index_from_tfds_ids(ids):
   for i, value in enumerate(ids):
     if isinstance(value, bytes):
       value = value.decode("utf-8")
-    match = _TFDS_ID_RE.match(str(value))
+    value = str(value)
+    match = _TFDS_ID_RE.match(value)
     if not match:
       raise ValueError("TFDS id {!r} (position {}) is not of the form train_<n>".format(
           value, i))

@@ -353,8 +353,11 @@ class TfdsIdsTest(absltest.TestCase):
   def test_original_index(self):
     ids = [b"train_00002", "train_00000", "train_00001"]
     np.testing.assert_array_equal(published.original_index_from_tfds_ids(ids), [2, 0, 1])
-    with self.assertRaisesRegex(ValueError, "not of the form"):
-      published.original_index_from_tfds_ids(["img_1"])
+    np.testing.assert_array_equal(
+        published.original_index_from_tfds_ids(np.array(["train_1", "train_0"])), [1, 0])
+    with self.assertRaisesRegex(ValueError, "^TFDS id 'img_1' \\(position 1\\) is not of "
+                                "the form"):
+      published.original_index_from_tfds_ids(np.array(["train_0", "img_1"]))
     with self.assertRaisesRegex(ValueError, "exactly once"):
       published.original_index_from_tfds_ids(["train_00000", "train_00000"])
 
