@@ -8,7 +8,6 @@ file systems; on object stores it is the best they offer).
 """
 
 import contextlib
-import io
 import json
 import os
 import uuid
@@ -95,14 +94,14 @@ def write_json(path, obj):
 def write_npz(path, compressed=False, **arrays):
   """Atomically writes `arrays` to the .npz file `path`.
 
+  The archive is streamed into the temporary file, so writing a large array
+  needs no second copy of it in memory.
+
   Args:
     path: destination; numpy's habit of appending ".npz" is not applied.
     compressed: use `np.savez_compressed`.
     **arrays: name -> array.
   """
-  buf = io.BytesIO()
-  if compressed:
-    np.savez_compressed(buf, **arrays)
-  else:
-    np.savez(buf, **arrays)
-  write_bytes(path, buf.getvalue())
+  save = np.savez_compressed if compressed else np.savez
+  with atomic_open(path, "wb") as f:
+    save(f, **arrays)

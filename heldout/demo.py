@@ -25,7 +25,6 @@ correctness it exported in aux_arrays.npz.
 """
 
 import os
-import sys
 import time
 
 # Quiet TensorFlow's C++ start-up chatter; progress bars say what is going on.
@@ -36,6 +35,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from heldout import cli
 from heldout import figures
 from heldout import verify_run
 from heldout.data import registry as data_registry
@@ -46,9 +46,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "heldout-demo",
                     "Where the experiment, estimates and figures go (relative "
                     "paths: to the directory bazel was run from).")
-flags.DEFINE_string("dataset", "digits",
-                    "Dataset: digits (bundled), mnist, cifar10:3.0.2, "
-                    "cifar100:3.0.2 or npz:<path>.")
+flags.DEFINE_string("dataset", None,
+                    "Dataset: digits (bundled; the default of the pipeline), "
+                    "mnist or npz:<path> for the pipeline; with --model_dir the "
+                    "run's dataset (e.g. cifar10:3.0.2), required.")
 flags.DEFINE_enum("arch", "mlp", ["mlp", "small_cnn"],
                   "Model trained K at a time by the demo.")
 flags.DEFINE_float("subset_ratio", 0.7,
@@ -68,13 +69,6 @@ flags.DEFINE_string("arch_of_model_dir", None,
 flags.DEFINE_enum("split", "test", ["test", "train"],
                   "Split evaluated by the --model_dir demo.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-
-
-def _resolve(path):
-  base = os.environ.get("BUILD_WORKING_DIRECTORY")
-  if base and path and "://" not in path and not os.path.isabs(path):
-    return os.path.join(base, path)
-  return path
 
 
 def _section(title):
@@ -98,11 +92,26 @@ def released_run_demo(model_dir, dataset, split="test", arch=None):
   return check
 
 
+def _demo_config(dataset_name, arch):
+  """The training recipe of the demo: the dataset's, with `arch`."""
+  from train import configs  # pylint: disable=g-import-not-at-top
+  if dataset_name.startswith("cifar"):
+    raise ValueError(
+        "the demo trains small models (mlp, small_cnn) K at a time on digits, "
+        "mnist or an npz dataset, got --dataset={}; train CIFAR runs with "
+        "//train:heldout, or check a released CIFAR run with --model_dir"
+        .format(dataset_name))
+  config = configs.get_config(configs.DEFAULT_CONFIGS.get(dataset_name,
+                                                          "digits"))
+  if arch == "small_cnn" and config.name == "digits":
+    config = configs.get_config("digits_cnn")
+  return config
+
+
 def train_experiment(dataset, experiment_dir, arch, plan, k):
   """Trains every (ratio, runs) of `plan` K models at a time; resumable."""
   from train import batched  # pylint: disable=g-import-not-at-top
-  from train.configs import digits as digits_configs  # pylint: disable=g-import-not-at-top
-  config = (digits_configs.CONFIG if arch == "mlp" else digits_configs.CNN)
+  config = _demo_config(dataset.name, arch)
   for ratio, num_runs in plan:
     started = time.time()
     results = batched.train_heldout_batched(
@@ -121,8 +130,7 @@ def print_memorized(estimates, train, show):
   """Prints the most memorized training examples with their counts."""
   mem = estimates.memorization
   keyed = np.where(np.isnan(mem.values), -np.inf, mem.values)
-  labels = np.empty(len(train), np.int64)
-  labels[train.index] = train.labels
+  labels = train.labels_by_id()
   print("{:>6} {:>5} {:>13} {:>5} {:>5}".format("id", "label",
                                                 "memorization", "n_in", "n_out"))
   for i in np.lexsort((np.arange(len(keyed)), -keyed))[:show]:
@@ -135,10 +143,8 @@ def print_influence_pairs(estimates, train, test, show):
   infl = estimates.influence.values
   keyed = np.where(np.isnan(infl), -np.inf, infl).ravel()
   top = np.argsort(-keyed, kind="stable")[:show]
-  train_labels = np.empty(len(train), np.int64)
-  train_labels[train.index] = train.labels
-  test_labels = np.empty(len(test), np.int64)
-  test_labels[test.index] = test.labels
+  train_labels = train.labels_by_id()
+  test_labels = test.labels_by_id()
   mem = estimates.memorization.values
   print("{:>7} {:>5} {:>8} {:>5} {:>9} {:>12}".format(
       "test id", "label", "train id", "label", "influence", "memorization"))
@@ -177,7 +183,6 @@ def run_pipeline(output_dir, dataset_name, arch, subset_ratio, runs,
   args = pipeline.EstimateArgs(experiment_dir=experiment_dir,
                                subset_ratio=subset_ratio, influence="dense")
   estimates = pipeline.compute_estimates(args, progress=True)
-  pipeline.check_output(estimates_path, args, overwrite=True)
   csv_path = pipeline.save_estimates(estimates, estimates_path, args)
   print(estimates.summary())
   outputs["estimates"] = estimates_path
@@ -216,25 +221,26 @@ def run_pipeline(output_dir, dataset_name, arch, subset_ratio, runs,
   return outputs
 
 
+@cli.exit_status
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("unexpected arguments: {}".format(argv[1:]))
+  cli.check_no_arguments(argv)
   logging.set_verbosity(logging.WARNING)
-  try:
-    if FLAGS.model_dir:
-      dataset = data_registry.load_dataset(FLAGS.dataset,
-                                           data_dir=_resolve(FLAGS.data_dir))
-      released_run_demo(_resolve(FLAGS.model_dir), dataset, split=FLAGS.split,
-                        arch=FLAGS.arch_of_model_dir)
-      return 0
-    run_pipeline(_resolve(FLAGS.output_dir), FLAGS.dataset, FLAGS.arch,
-                 FLAGS.subset_ratio, FLAGS.runs,
-                 [float(r) for r in FLAGS.cscore_ratios], FLAGS.cscore_runs,
-                 FLAGS.k, FLAGS.show, data_dir=_resolve(FLAGS.data_dir))
-  except (ValueError, IOError) as e:
-    print("error: {}".format(str(e).strip().splitlines()[0] if str(e).strip()
-                             else type(e).__name__), file=sys.stderr)
-    return 1
+  if FLAGS.model_dir:
+    if not FLAGS.dataset:
+      raise ValueError(
+          "--model_dir needs the dataset the run was trained on, e.g. "
+          "--dataset=cifar10:3.0.2 for the released CIFAR-10 runs")
+    dataset = data_registry.load_dataset(
+        cli.resolve_dataset_name(FLAGS.dataset),
+        data_dir=cli.resolve_path(FLAGS.data_dir))
+    released_run_demo(cli.resolve_path(FLAGS.model_dir), dataset,
+                      split=FLAGS.split, arch=FLAGS.arch_of_model_dir)
+    return 0
+  run_pipeline(cli.resolve_path(FLAGS.output_dir),
+               cli.resolve_dataset_name(FLAGS.dataset or "digits"), FLAGS.arch,
+               FLAGS.subset_ratio, FLAGS.runs,
+               [float(r) for r in FLAGS.cscore_ratios], FLAGS.cscore_runs,
+               FLAGS.k, FLAGS.show, data_dir=cli.resolve_path(FLAGS.data_dir))
   return 0
 
 

@@ -100,10 +100,8 @@ def influence_examples_figure(path, train, test, influence=None,
     rows = strongest_test_examples(topk_values, n_show)
   rng = np.random.default_rng(seed)
   train_pos = lambda ids: train.positions_of(np.asarray(ids))
-  test_labels_by_id = np.empty(len(test), np.int64)
-  test_labels_by_id[test.index] = test.labels
-  train_labels_by_id = np.empty(len(train), np.int64)
-  train_labels_by_id[train.index] = train.labels
+  test_labels_by_id = test.labels_by_id()
+  train_labels_by_id = train.labels_by_id()
 
   ncols = 1 + n_top + n_random
   fig, axs = plt.subplots(len(rows), ncols, figsize=(1.15 * ncols, 1.3 * len(rows)),
@@ -191,8 +189,7 @@ def most_memorized_figure(path, train, memorization, se=None, n_show=24,
   nrows = max(1, int(np.ceil(len(ids) / ncols)))
   fig, axs = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.35 * nrows),
                           squeeze=False)
-  labels_by_id = np.empty(len(train), np.int64)
-  labels_by_id[train.index] = train.labels
+  labels_by_id = train.labels_by_id()
   for ax, i in zip(axs.flat, list(ids) + [None] * (nrows * ncols - len(ids))):
     if i is None:
       ax.axis("off")

@@ -92,6 +92,12 @@ class SplitData:
     inverse[self.index] = np.arange(n, dtype=np.int64)
     return inverse[ids]
 
+  def labels_by_id(self) -> np.ndarray:
+    """[n] int64: the label of example id i at position i."""
+    out = np.empty(len(self), dtype=np.int64)
+    out[self.index] = self.labels
+    return out
+
   def take(self, positions) -> "SplitData":
     """The examples at `positions`, keeping their ids."""
     positions = np.asarray(positions, dtype=np.int64)

@@ -39,6 +39,13 @@ class SplitDataTest(absltest.TestCase):
       dataset_lib.SplitData(np.zeros((3, 2, 2, 1), np.float32),
                             np.zeros(2, np.int64), np.arange(3))
 
+  def test_labels_by_id(self):
+    split = dataset_lib.SplitData(images=np.zeros((3, 2, 2, 1), np.float32),
+                                  labels=np.array([7, 8, 9]),
+                                  index=np.array([2, 0, 1]))
+    # Position 0 holds id 2 (label 7), position 1 id 0 (label 8), ...
+    np.testing.assert_array_equal(split.labels_by_id(), [8, 9, 7])
+
   def test_take_keeps_ids(self):
     split = _split(6, index=[5, 4, 3, 2, 1, 0])
     sub = split.take([1, 3])

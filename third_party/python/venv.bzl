@@ -59,6 +59,9 @@ def _python_venv_impl(ctx):
     # Resolve shims (pyenv) to the real interpreter so the venv does not
     # depend on the shell that started Bazel.
     real = _run(ctx, [python, "-c", "import sys; print(sys.executable)"], "finding the Python interpreter").stdout.strip()
+    if ctx.execute([real, "-c", "import ensurepip, venv"]).return_code != 0:
+        fail("python_venv: {} cannot create virtualenvs (no venv/ensurepip module); ".format(real) +
+             "on Debian/Ubuntu: apt-get install python3-venv")
 
     ctx.report_progress("creating virtualenv")
     _run(ctx, [real, "-m", "venv", "--clear", "venv"], "creating the virtualenv")
