@@ -24,6 +24,27 @@ DATA_SCALE = 255.0
 _ID_BATCH = 10000  # ids read per step by `load_tfds_ids`
 
 
+def _tfds_load(name, data_dir, download, **kwargs):
+  """`tfds.load` whose missing-data failures are one clear `DatasetError`.
+
+  TFDS reports a dataset that is not prepared (download=False) with an
+  AssertionError and a failed download with a network error (an OSError);
+  both become a `DatasetError` that says where the data was looked for and
+  how to provide it.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    return tfds.load(name, data_dir=data_dir, download=download, **kwargs)
+  except (AssertionError, OSError) as e:
+    where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
+    why = ("downloading it failed ({})".format(" ".join(str(e).split()))
+           if download else "downloading is off")
+    raise dataset_lib.DatasetError(
+        "{}: no prepared copy in {} and {}; prepare it where the internet is "
+        "reachable (`tfds build {}`), copy the data folder here and pass its "
+        "parent as --data_dir".format(name, where, why, name)) from None
+
+
 def load_tfds(name: str, splits: Sequence[str] = ("train", "test"),
               data_dir: Optional[str] = None,
               download: bool = True) -> dataset_lib.Dataset:
@@ -40,12 +61,12 @@ def load_tfds(name: str, splits: Sequence[str] = ("train", "test"),
     unshuffled order.
 
   Raises:
-    DatasetError: if a split lacks an `image` or `label` feature.
+    DatasetError: if the dataset is not prepared in `data_dir` and cannot be
+      downloaded, or a split lacks an `image` or `label` feature.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  loaded, info = tfds.load(name, split=list(splits), batch_size=-1,
-                           shuffle_files=False, with_info=True,
-                           data_dir=data_dir, download=download)
+  loaded, info = _tfds_load(name, data_dir, download, split=list(splits),
+                            batch_size=-1, shuffle_files=False, with_info=True)
   out = {}
   for split, tensors in zip(splits, loaded):
     arrays = tfds.as_numpy(tensors)
@@ -82,7 +103,8 @@ def load_tfds_ids(name: str, split: str = "train",
     ids: [n] str, one per example of the split, in TFDS order.
 
   Raises:
-    DatasetError: if the dataset has no `id` feature (e.g. mnist).
+    DatasetError: if the dataset has no `id` feature (e.g. mnist), or is not
+      prepared in `data_dir` and cannot be downloaded.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   features = tfds.builder(name, data_dir=data_dir).info.features
@@ -93,8 +115,8 @@ def load_tfds_ids(name: str, split: str = "train",
   decoders = {key: tfds.decode.SkipDecoding()
               for key, feature in features.items()
               if isinstance(feature, tfds.features.Image)}
-  ds = tfds.load(name, split=split, shuffle_files=False, data_dir=data_dir,
-                 download=download, decoders=decoders or None)
+  ds = _tfds_load(name, data_dir, download, split=split, shuffle_files=False,
+                  decoders=decoders or None)
   ids = []
   for batch in tfds.as_numpy(ds.map(lambda example: example["id"])
                              .batch(_ID_BATCH)):

@@ -4,6 +4,8 @@ The test writes the datasets' split metadata to a temporary data_dir
 (`testing.write_tfds_metadata`) and mocks from it.
 """
 
+from unittest import mock
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
@@ -107,6 +109,27 @@ class LoadTfdsIdsTest(parameterized.TestCase):
                                   r"mnist: expected an `id` feature, found "
                                   r"features \['image', 'label'\]"):
         tfds_data.load_tfds_ids("mnist", data_dir=data_dir, download=False)
+
+
+class MissingDataTest(absltest.TestCase):
+
+  def test_not_prepared_is_a_named_error(self):
+    data_dir = self.create_tempdir().full_path
+    with self.assertRaisesRegex(
+        dataset_lib.DatasetError,
+        r"cifar10:3.0.2: no prepared copy in .* downloading is off; .*"
+        r"`tfds build cifar10:3.0.2`.*--data_dir"):
+      tfds_data.load_tfds("cifar10:3.0.2", data_dir=data_dir, download=False)
+
+  def test_failed_download_is_a_named_error(self):
+    data_dir = self.create_tempdir().full_path
+    def refuse(*unused_args, **unused_kwargs):
+      raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'")
+    with mock.patch.object(tfds, "load", refuse):
+      with self.assertRaisesRegex(
+          dataset_lib.DatasetError,
+          r"downloading it failed \(Failed to resolve 'www.cs.toronto.edu'\)"):
+        tfds_data.load_tfds("cifar10:3.0.2", data_dir=data_dir)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ py_runtime(
     name = "py3_runtime",
     interpreter_path = "{interpreter}",
     python_version = "PY3",
-    stub_shebang = "#!/usr/bin/env python3",
+    # The second line names the installed package set, so binaries and test
+    # results built against another environment are not reused from cache.
+    stub_shebang = "#!/usr/bin/env python3\\n# python_venv packages: {packages_hash}",
 )
 
 py_runtime_pair(
@@ -76,7 +78,10 @@ def _python_venv_impl(ctx):
     )
     lock = _run(ctx, [venv_python, "-m", "pip", "freeze"], "pip freeze").stdout
     ctx.file("requirements.lock", lock)
-    ctx.file("BUILD.bazel", _PY_RUNTIME_BUILD.format(interpreter = str(venv_python)))
+    ctx.file("BUILD.bazel", _PY_RUNTIME_BUILD.format(
+        interpreter = str(venv_python),
+        packages_hash = hash(lock),
+    ))
     ctx.file("WORKSPACE", "workspace(name = \"{}\")\n".format(ctx.name))
 
 python_venv = repository_rule(
