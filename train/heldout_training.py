@@ -41,6 +41,7 @@ from heldout import atomic
 from heldout import errors
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
+from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 from train import loop
 from train import subsets
@@ -66,14 +67,12 @@ def tmp_run_dir(output_dir, subset_ratio, run_id):
 
 
 def is_complete_run(path) -> bool:
-  """A run folder with aux_arrays.npz and exactly one checkpoint."""
-  if not os.path.isfile(layout.aux_arrays_path(path)):
-    return False
-  try:
-    prefix = layout.find_checkpoint_prefix(path)
-  except errors.RunNotFoundError:
-    return False
-  return bool(tf.io.gfile.glob(prefix + ".data-*"))
+  """A run folder with aux_arrays.npz and exactly one checkpoint.
+
+  The readers' rule (`heldout.readers.experiment.run_problems`), so a run
+  training skips is one the scanner reports complete.
+  """
+  return not experiment_lib.run_problems(path)
 
 
 def job_arguments(dataset, config) -> dict:

@@ -8,7 +8,6 @@ Local paths and anything `tf.io.gfile` opens (`gs://...`) are accepted.
 
 import dataclasses
 import os
-import posixpath
 from typing import Dict, List, Optional
 
 import tensorflow as tf
@@ -88,14 +87,9 @@ class Experiment:
     return "\n".join(lines)
 
 
-def _join(a, b):
-  return posixpath.join(a, b) if "://" in a else os.path.join(a, b)
-
-
-def _inspect_run(ratio, run_id, path):
+def _checkpoint_and_problems(path):
   problems = []
-  aux_path = layout.aux_arrays_path(path)
-  if not tf.io.gfile.exists(aux_path):
+  if not tf.io.gfile.exists(layout.aux_arrays_path(path)):
     problems.append("no aux_arrays.npz")
   prefix = None
   try:
@@ -106,8 +100,30 @@ def _inspect_run(ratio, run_id, path):
       prefix = None
   except errors.RunNotFoundError as e:
     problems.append(str(e))
-  return Run(ratio=ratio, run_id=run_id, path=path, aux_path=aux_path,
-             checkpoint_prefix=prefix, problems=tuple(problems))
+  return prefix, tuple(problems)
+
+
+def run_problems(path):
+  """Why the run folder `path` is incomplete; empty for a complete run.
+
+  A run is complete with an `aux_arrays.npz` and exactly one checkpoint
+  (`checkpoints/ckpt-<epoch>.index` with its `.data-*` shard). The same rule
+  decides which runs the scanner reports and which runs training skips.
+
+  Args:
+    path: a run folder `<experiment>/<ratio>/<run>`.
+
+  Returns:
+    A tuple of one-line reasons.
+  """
+  return _checkpoint_and_problems(path)[1]
+
+
+def _inspect_run(ratio, run_id, path):
+  prefix, problems = _checkpoint_and_problems(path)
+  return Run(ratio=ratio, run_id=run_id, path=path,
+             aux_path=layout.aux_arrays_path(path), checkpoint_prefix=prefix,
+             problems=problems)
 
 
 def scan_experiment(path):
@@ -134,7 +150,7 @@ def scan_experiment(path):
   ignored = []
   for name in sorted(tf.io.gfile.listdir(path)):
     name = name.rstrip("/")
-    ratio_path = _join(path, name)
+    ratio_path = layout.join(path, name)
     ratio = layout.parse_ratio_dirname(name)
     if ratio is None or not tf.io.gfile.isdir(ratio_path):
       ignored.append(name)
@@ -142,9 +158,9 @@ def scan_experiment(path):
     found = []
     for run_name in tf.io.gfile.listdir(ratio_path):
       run_name = run_name.rstrip("/")
-      run_path = _join(ratio_path, run_name)
+      run_path = layout.join(ratio_path, run_name)
       if not run_name.isdigit() or not tf.io.gfile.isdir(run_path):
-        ignored.append(_join(name, run_name))
+        ignored.append(layout.join(name, run_name))
         continue
       found.append(_inspect_run(ratio, int(run_name), run_path))
     runs[ratio] = sorted(found, key=lambda r: r.run_id)

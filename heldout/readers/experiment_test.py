@@ -59,6 +59,8 @@ class ExperimentTest(absltest.TestCase):
     self.assertIn("README", found.ignored)
     self.assertIn(os.path.join("0.5", ".3.tmp"), found.ignored)
     self.assertEqual(found.summary(), "0.5: 3 runs (2 incomplete)\n0.7: 4 runs")
+    for run in found.runs[0.5] + found.runs[0.7]:
+      self.assertEqual(experiment.run_problems(run.path), run.problems)
     aux = aux_arrays.read_aux_arrays(found.runs[0.7][3].aux_path)
     self.assertEqual(aux.num_train, 10)
 

@@ -18,7 +18,8 @@ CHECKPOINT_BASENAME = "ckpt"
 _CKPT_INDEX_RE = re.compile(r"^ckpt-(\d+)\.index$")
 
 
-def _join(*parts):
+def join(*parts):
+  """`os.path.join` for local paths, `posixpath.join` for URLs (`gs://...`)."""
   parts = [str(p) for p in parts]
   if "://" in parts[0]:
     return posixpath.join(*parts)
@@ -58,22 +59,22 @@ def run_dir(experiment_dir, ratio, run_id):
   """`<experiment_dir>/<ratio>/<run_id>`."""
   if int(run_id) < 0:
     raise ValueError("`run_id` must be non-negative, got {}".format(run_id))
-  return _join(experiment_dir, ratio_dirname(ratio), str(int(run_id)))
+  return join(experiment_dir, ratio_dirname(ratio), str(int(run_id)))
 
 
 def aux_arrays_path(run_directory):
   """`<run_dir>/aux_arrays.npz`."""
-  return _join(run_directory, AUX_ARRAYS_FILENAME)
+  return join(run_directory, AUX_ARRAYS_FILENAME)
 
 
 def checkpoints_dir(run_directory):
   """`<run_dir>/checkpoints`."""
-  return _join(run_directory, CHECKPOINTS_DIRNAME)
+  return join(run_directory, CHECKPOINTS_DIRNAME)
 
 
 def checkpoint_prefix(run_directory, epoch):
   """`<run_dir>/checkpoints/ckpt-<epoch>`, the prefix `tf.train.Checkpoint.write` takes."""
-  return _join(checkpoints_dir(run_directory), "{}-{}".format(CHECKPOINT_BASENAME, int(epoch)))
+  return join(checkpoints_dir(run_directory), "{}-{}".format(CHECKPOINT_BASENAME, int(epoch)))
 
 
 def list_checkpoint_prefixes(run_directory):
@@ -86,7 +87,7 @@ def list_checkpoint_prefixes(run_directory):
   for name in tf.io.gfile.listdir(folder):
     match = _CKPT_INDEX_RE.match(name.rstrip("/"))
     if match:
-      found.append((int(match.group(1)), _join(folder, name[:-len(".index")])))
+      found.append((int(match.group(1)), join(folder, name[:-len(".index")])))
   return [prefix for _, prefix in sorted(found)]
 
 
