@@ -167,13 +167,9 @@ def train_upstream_style(dataset, config, subset_ratio, run_ids, output_dir):
     pred_test = np.argmax(model(dataset.test.images, is_training=False), -1)
     correct_train = pred_train == split.labels
     correct_test = pred_test == dataset.test.labels
-    removed = subsets.removed_ids(n_train, subset)
-    arrays = dict(
-        subsample_idx=subset,
-        correctness_train=correct_train[split.positions_of(subset)],
-        correctness_removed=correct_train[split.positions_of(removed)],
-        correctness_test=correct_test, index_train=subset,
-        index_removed=removed, index_test=dataset.test.index)
+    arrays = heldout_training.run_aux_arrays(
+        n_train, subset, split.index, correct_train, dataset.test.index,
+        correct_test)
     tmp = heldout_training.tmp_run_dir(output_dir, subset_ratio, run_id)
     os.makedirs(tmp, exist_ok=True)
     epoch_var = tf.Variable(config.epochs, dtype=tf.int64)

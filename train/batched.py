@@ -439,19 +439,9 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
         epoch_var.assign(config.epochs)
         step_var.assign(config.epochs * trainer.steps_per_epoch)
         for i, run_id in enumerate(group):
-          subset = subset_ids[i]
-          removed = subsets.removed_ids(n_train, subset)
-          # Positions = ids in every loader; map through the index anyway.
-          pos_sub = dataset.train.positions_of(subset)
-          pos_rem = dataset.train.positions_of(removed)
-          pos_test = dataset.test.positions_of(np.arange(n_test))
-          arrays = dict(
-              subsample_idx=subset,
-              correctness_train=correct_train[i, pos_sub],
-              correctness_removed=correct_train[i, pos_rem],
-              correctness_test=correct_test[i, pos_test],
-              index_train=subset, index_removed=removed,
-              index_test=np.arange(n_test, dtype=np.int64))
+          arrays = heldout.run_aux_arrays(
+              n_train, subset_ids[i], dataset.train.index, correct_train[i],
+              dataset.test.index, correct_test[i])
           trainer.export(i, export_module)
           tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
           final = layout.run_dir(output_dir, subset_ratio, run_id)

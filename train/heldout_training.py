@@ -125,16 +125,38 @@ def evaluate_run(evaluate_fn, dataset, subset):
   Returns:
     dict of the `aux_arrays.npz` arrays.
   """
-  removed = subsets.removed_ids(len(dataset.train), subset)
   # One pass over the whole training set, then split by id.
   train_ids, train_correct = evaluate_fn(dataset.train, None)
-  by_id = np.zeros(len(dataset.train), dtype=bool)
-  by_id[train_ids] = train_correct
-  index_test, correct_test = evaluate_fn(dataset.test, None)
+  test_ids, test_correct = evaluate_fn(dataset.test, None)
+  return run_aux_arrays(len(dataset.train), subset, train_ids, train_correct,
+                        test_ids, test_correct)
+
+
+def run_aux_arrays(num_train, subset, train_ids, train_correct, test_ids,
+                   test_correct):
+  """The `aux_arrays.npz` arrays of a run from its correctness everywhere.
+
+  Args:
+    num_train: size of the training set.
+    subset: [n_subset] int64 training ids the run was trained on.
+    train_ids: [num_train] int64 ids of `train_correct`'s entries.
+    train_correct: [num_train] bool, correct on every training example.
+    test_ids: [n_test] int64 ids of `test_correct`'s entries.
+    test_correct: [n_test] bool, correct on every test example.
+
+  Returns:
+    dict of the released keys: the training set split by id into the subset
+    (`index_train` = `subsample_idx`) and the removed examples; the test
+    split in the order it was evaluated.
+  """
+  removed = subsets.removed_ids(num_train, subset)
+  by_id = np.zeros(num_train, dtype=bool)
+  by_id[np.asarray(train_ids)] = train_correct
   return dict(subsample_idx=subset, correctness_train=by_id[subset],
               correctness_removed=by_id[removed],
-              correctness_test=correct_test, index_train=subset,
-              index_removed=removed, index_test=index_test)
+              correctness_test=np.asarray(test_correct, dtype=bool),
+              index_train=subset, index_removed=removed,
+              index_test=np.asarray(test_ids, dtype=np.int64))
 
 
 def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,

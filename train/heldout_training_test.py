@@ -27,6 +27,25 @@ CONFIG = base.TrainConfig(name="tiny", dataset="digits", arch="mlp",
 STEPS_PER_EPOCH = 14  # ceil(floor(0.7 * 1257) / 64)
 
 
+class RunAuxArraysTest(tf.test.TestCase):
+
+  def test_splits_by_id_whatever_the_evaluation_order(self):
+    # Training ids evaluated in the order 3, 0, 4, 1, 2; subset {4, 1}.
+    arrays = heldout_training.run_aux_arrays(
+        5, np.array([4, 1]), train_ids=np.array([3, 0, 4, 1, 2]),
+        train_correct=np.array([True, False, True, False, True]),
+        test_ids=np.array([1, 0]), test_correct=np.array([1, 0]))
+    np.testing.assert_array_equal(arrays["index_train"], [4, 1])
+    np.testing.assert_array_equal(arrays["subsample_idx"], [4, 1])
+    np.testing.assert_array_equal(arrays["correctness_train"], [True, False])
+    np.testing.assert_array_equal(arrays["index_removed"], [0, 2, 3])
+    np.testing.assert_array_equal(arrays["correctness_removed"],
+                                  [False, True, True])
+    np.testing.assert_array_equal(arrays["index_test"], [1, 0])
+    np.testing.assert_array_equal(arrays["correctness_test"], [True, False])
+    aux_arrays.validate_aux_arrays(arrays)
+
+
 class Interrupt(Exception):
   pass
 
