@@ -73,31 +73,25 @@ def augment_seed(seed) -> int:
 
 
 def parse_runs(spec: str) -> List[int]:
-  """Parses `--runs`: "a:b" (a <= id < b), "n" (one id) or "a:b,c,d:e".
+  """The run ids of `--runs` ("a:b" for a <= id < b, "n", "a:b,c,d:e"), sorted.
+
+  The grammar of `heldout.readers.layout.parse_run_ranges`, less open ends:
+  training needs to know when to stop.
 
   Raises:
-    ValueError: naming the malformed part.
+    ValueError: naming the malformed part, an open end, or an empty spec.
   """
-  out = []
-  for part in str(spec).split(","):
-    part = part.strip()
-    try:
-      if ":" in part:
-        lo, hi = part.split(":")
-        lo, hi = int(lo), int(hi)
-        if lo < 0 or hi <= lo:
-          raise ValueError
-        out.extend(range(lo, hi))
-      else:
-        value = int(part)
-        if value < 0:
-          raise ValueError
-        out.append(value)
-    except ValueError:
-      raise ValueError("`runs` must be ranges a:b with 0 <= a < b or ids >= 0, "
-                       "comma separated; got {!r} in {!r}".format(part, spec)
-                       ) from None
-  return sorted(set(out))
+  ranges = layout.parse_run_ranges(spec)
+  if ranges is None:
+    raise ValueError("`runs` must name run ids, e.g. 0:256, got {!r}".format(
+        spec))
+  out = set()
+  for lo, hi in ranges:
+    if hi == layout.OPEN_END:
+      raise ValueError("`runs`: '{}:' has no end; training needs ranges "
+                       "a:b, e.g. {}:{}".format(lo, lo, lo + 100))
+    out.update(range(lo, hi))
+  return sorted(out)
 
 
 def select_runs(run_ids: Iterable[int], num_workers: int = 1,

@@ -55,6 +55,48 @@ def parse_ratio_dirname(name):
   return ratio
 
 
+OPEN_END = -1  # the stop of a run range with no upper bound ("50:")
+
+
+def parse_run_ranges(text):
+  """Parses `--runs`: run ids as sorted half-open ranges.
+
+  "0:100" -> ((0, 100),); "7:9, 3" -> ((3, 4), (7, 9)); ":5" -> ((0, 5),);
+  an open end "50:" -> ((50, OPEN_END),). "" or None -> None (every run).
+
+  Args:
+    text: comma-separated run ids and `start:stop` ranges.
+
+  Returns:
+    A tuple of (start, stop) pairs, or None.
+
+  Raises:
+    ValueError: naming a malformed item or an empty range.
+  """
+  if text is None:
+    return None
+  items = [t.strip() for t in str(text).split(",") if t.strip()]
+  if not items:
+    return None
+  ranges = []
+  for item in items:
+    try:
+      if ":" in item:
+        lo, hi = item.split(":", 1)
+        lo = int(lo) if lo.strip() else 0
+        hi = int(hi) if hi.strip() else OPEN_END
+      else:
+        lo = int(item)
+        hi = lo + 1
+    except ValueError:
+      raise ValueError("`runs`: {!r} is not a run id or a range start:stop"
+                       .format(item)) from None
+    if lo < 0 or (hi != OPEN_END and hi <= lo):
+      raise ValueError("`runs`: {!r} is an empty or negative range".format(item))
+    ranges.append((lo, hi))
+  return tuple(sorted(ranges))
+
+
 def run_dir(experiment_dir, ratio, run_id):
   """`<experiment_dir>/<ratio>/<run_id>`."""
   if int(run_id) < 0:

@@ -27,6 +27,18 @@ class LayoutTest(parameterized.TestCase):
     for name in ("notes", "2", ".0.7.tmp", "0"):
       self.assertIsNone(layout.parse_ratio_dirname(name), name)
 
+  def test_parse_run_ranges(self):
+    self.assertIsNone(layout.parse_run_ranges(None))
+    self.assertIsNone(layout.parse_run_ranges(" "))
+    self.assertEqual(layout.parse_run_ranges("0:100"), ((0, 100),))
+    self.assertEqual(layout.parse_run_ranges("7:9, 3"), ((3, 4), (7, 9)))
+    self.assertEqual(layout.parse_run_ranges("50:"),
+                     ((50, layout.OPEN_END),))
+    self.assertEqual(layout.parse_run_ranges(":5"), ((0, 5),))
+    for bad in ("a", "5:5", "9:3", "-1", "1:x"):
+      with self.assertRaisesRegex(ValueError, "`runs`"):
+        layout.parse_run_ranges(bad)
+
   def test_paths(self):
     run = layout.run_dir("/exp", 0.7, 12)
     self.assertEqual(run, "/exp/0.7/12")

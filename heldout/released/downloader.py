@@ -30,6 +30,7 @@ import tqdm
 
 from heldout import atomic
 from heldout import errors
+from heldout.readers import layout
 from heldout.released import byte_stream
 from heldout.released import catalog
 from heldout.released import extract
@@ -105,7 +106,7 @@ def _selection_text(selection):
       "all" if selection["ratios"] is None else ",".join(
           "{:g}".format(r) for r in selection["ratios"]),
       "all" if selection["runs"] is None else ",".join(
-          "{}:{}".format(lo, "" if hi == -1 else hi) for lo, hi in selection["runs"]))
+          "{}:{}".format(lo, "" if hi == layout.OPEN_END else hi) for lo, hi in selection["runs"]))
 
 
 def expected_md5_for(archive, md5=None):

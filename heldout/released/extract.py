@@ -54,36 +54,8 @@ def parse_ratios(text):
   return tuple(sorted(set(values)))
 
 
-def parse_runs(text):
-  """Run ids as half-open ranges: "0:100" -> ((0, 100),); "3,7:9" -> ((3, 4), (7, 9)).
-
-  "" or None -> None (every run). An open end ("50:") means no upper bound.
-
-  Raises:
-    ValueError: for a malformed item or an empty range.
-  """
-  if text is None:
-    return None
-  items = [t.strip() for t in str(text).split(",") if t.strip()]
-  if not items:
-    return None
-  ranges = []
-  for item in items:
-    try:
-      if ":" in item:
-        lo, hi = item.split(":", 1)
-        lo = int(lo) if lo.strip() else 0
-        hi = int(hi) if hi.strip() else -1
-      else:
-        lo = int(item)
-        hi = lo + 1
-    except ValueError:
-      raise ValueError(
-          "`runs`: {!r} is not a run id or a range start:stop".format(item)) from None
-    if lo < 0 or (hi != -1 and hi <= lo):
-      raise ValueError("`runs`: {!r} is an empty or negative range".format(item))
-    ranges.append((lo, hi))
-  return tuple(sorted(ranges))
+# Run id ranges: the grammar `--runs` has everywhere (`layout.parse_run_ranges`).
+parse_runs = layout.parse_run_ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +66,7 @@ class Selection:
     only: "all" (every file), "aux_arrays" (only `aux_arrays.npz`) or
       "checkpoints" (only the files under `checkpoints/`).
     ratios: subset ratios to keep, or None for all.
-    runs: half-open run id ranges `(start, stop)` (stop -1: unbounded) to keep,
+    runs: half-open run id ranges `(start, stop)` (stop `layout.OPEN_END`: unbounded) to keep,
       or None for all.
   """
   only: str = "all"
@@ -130,7 +102,7 @@ class Selection:
 
   def _run_selected(self, run_id):
     return self.runs is None or any(
-        lo <= run_id and (hi == -1 or run_id < hi) for lo, hi in self.runs)
+        lo <= run_id and (hi == layout.OPEN_END or run_id < hi) for lo, hi in self.runs)
 
   def matches(self, parts):
     """Whether the file with archive path parts `[experiment, ratio, run, ...]` is selected.
