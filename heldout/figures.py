@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from heldout import atomic
+from heldout.estimators import influence_estimator
 
 
 def _save(fig, path):
@@ -88,11 +89,10 @@ def influence_examples_figure(path, train, test, influence=None,
     raise ValueError("give `influence` or both `topk_values` and `topk_indices`")
   if influence is not None:
     influence = np.asarray(influence)
-    keyed = np.where(np.isnan(influence), -np.inf, influence)
-    # Largest first, ties to the smaller training id.
-    order = np.argsort(-keyed, axis=1, kind="stable")[:, :n_top]
-    top_ids = order
-    top_vals = np.take_along_axis(influence, order, axis=1)
+    # Ranked as the streamed top-k is: largest first, ties to the smaller
+    # training id, NaN last.
+    top_vals, top_ids = influence_estimator.topk_from_dense(
+        influence, min(n_top, influence.shape[1]))
     rows = strongest_test_examples(influence, n_show)
   else:
     top_ids = np.asarray(topk_indices)[:, :n_top]
