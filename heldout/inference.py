@@ -9,7 +9,6 @@ mode in batches, and `predict_run` restores a run and writes its logits and
 predictions atomically.
 """
 
-import io
 import time
 from typing import Optional, Tuple
 
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from heldout import atomic
+from heldout import npz_io
 from heldout.readers import checkpoints
 
 IMAGE_KEYS = ("images_uint8", "images")
@@ -57,16 +57,12 @@ def read_images(path: str) -> Tuple[str, np.ndarray]:
     ValueError: if it is not an .npz file, lacks both keys or has both, holds
       no image, or the wrong dtype or rank.
   """
-  if not tf.io.gfile.exists(path):
-    raise IOError(f"{path}: no such file")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    data = f.read()
   try:
-    npz = np.load(io.BytesIO(data))
+    npz = npz_io.load_npz(path)
+  except FileNotFoundError:
+    raise IOError(f"{path}: no such file") from None
   except (ValueError, OSError, EOFError) as e:
     raise ValueError(f"{path}: not an .npz file ({e})") from None
-  if not isinstance(npz, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: not an .npz file (a single .npy array)")
   with npz:
     present = [k for k in IMAGE_KEYS if k in npz.files]
     if len(present) != 1:

@@ -12,13 +12,12 @@ Images are [n, height, width, channels] (or [n, height, width], read as one
 channel).
 """
 
-import io
-import os
 from typing import Mapping, Optional
 
 import numpy as np
 
 from heldout import atomic
+from heldout import npz_io
 from heldout.data import dataset as dataset_lib
 
 META_NUM_CLASSES = "__num_classes"
@@ -52,16 +51,10 @@ def read_npz_dataset(path: str, name: Optional[str] = None
   path = str(path)
   name = name or "npz:" + path
   try:
-    if "://" in path:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      with tf.io.gfile.GFile(path, "rb") as f:
-        data = io.BytesIO(f.read())
-    else:
-      if not os.path.exists(path):
-        _fail(path, "no such file")
-      data = path
-    with np.load(data, allow_pickle=False) as npz:
+    with npz_io.load_npz(path) as npz:
       arrays = {k: np.asarray(npz[k]) for k in npz.files}
+  except FileNotFoundError:
+    _fail(path, "no such file")
   except dataset_lib.DatasetError:
     raise
   except Exception as e:  # pylint: disable=broad-except

@@ -16,13 +16,13 @@ Evaluation order may differ between runs, so consumers always scatter through
 """
 
 import dataclasses
-import io
 from typing import Optional
 
 import numpy as np
 
 from heldout import atomic
 from heldout import errors
+from heldout import npz_io
 
 SPLITS = ("train", "removed", "test")
 AUX_KEYS = (
@@ -205,21 +205,13 @@ def read_aux_arrays(path, num_train=None, num_test=None):
   """
   path = str(path)
   try:
-    if "://" in path:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      if not tf.io.gfile.exists(path):
-        raise errors.RunNotFoundError("{}: no such file".format(path))
-      with tf.io.gfile.GFile(path, "rb") as f:
-        data = io.BytesIO(f.read())
-    else:
-      data = path
-    with np.load(data, allow_pickle=False) as npz:
+    with npz_io.load_npz(path) as npz:
       arrays = {k: npz[k] for k in npz.files}
   except FileNotFoundError:
     raise errors.RunNotFoundError("{}: no such file".format(path)) from None
   except errors.HeldoutError:
     raise
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, EOFError) as e:
     raise errors.AuxArraysError(
         "{}: expected an .npz file with keys {}, could not read it: {}".format(
             path, list(AUX_KEYS), e)) from None

@@ -48,6 +48,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from heldout import errors
+from heldout import npz_io
 
 CSCORE_KEYS = ("labels", "scores")
 INFL_MATRIX_KEYS = ("tr_mem", "tr_labels", "tt_labels")
@@ -72,14 +73,7 @@ def _load_npz(path, allow_pickle=False):
   """Opens an npz (local or `tf.io.gfile`), returning {key: array} of all keys."""
   path = str(path)
   try:
-    if "://" in path:
-      import io  # pylint: disable=g-import-not-at-top
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      with tf.io.gfile.GFile(path, "rb") as f:
-        source = io.BytesIO(f.read())
-    else:
-      source = path
-    with np.load(source, allow_pickle=allow_pickle) as npz:
+    with npz_io.load_npz(path, allow_pickle=allow_pickle) as npz:
       out = {}
       for key in npz.files:
         try:
@@ -103,13 +97,7 @@ def _load_npz(path, allow_pickle=False):
 def _npz_keys(path):
   """The keys of an npz file without reading its arrays."""
   try:
-    source = path
-    if "://" in path:
-      import io  # pylint: disable=g-import-not-at-top
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      with tf.io.gfile.GFile(path, "rb") as f:
-        source = io.BytesIO(f.read())
-    with np.load(source, allow_pickle=False) as npz:
+    with npz_io.load_npz(path) as npz:
       return set(npz.files)
   except FileNotFoundError:
     raise errors.PublishedFormatError("{}: no such file".format(path)) from None
