@@ -6,7 +6,8 @@ their weights are stacked ([K, ...] per variable), each step gathers for
 every model a batch of its own examples ([K, B, ...], each model with its own
 subset and its own order), and one compiled epoch function runs batched
 matmuls (`tf.matmul` on [K, B, D] x [K, D, H]) and per-model convolutions
-(one grouped `conv2d`). Each model's loss is its own batch mean, so the
+(one grouped `conv2d` where the CPU's kernels differentiate it, else one
+batched matmul over image patches: `grouped_conv_has_gradients`). Each model's loss is its own batch mean, so the
 gradient of their sum is, model by model, exactly that model's gradient.
 
 Everything about run r is what the single-model loop (`train/loop.py`) does
@@ -25,11 +26,13 @@ skipped; the runs of an interrupted group of K are trained again.
 Not supported here: augmentation and per-example callbacks (use the
 single-model loop). It pays off where one model's step is too small to keep
 the machine busy: on the project's 2-core CPU, digits' MLP runs about 5x
-faster than one at a time and digits' SmallCNN about 1.9x (K=16;
-`//benchmarks:training_benchmark`), while MNIST's 784-512-256 MLP is already
+faster than one at a time and digits' SmallCNN about 1.9x (K=16, grouped
+conv2d on an AMX machine; `//benchmarks:training_benchmark`), while MNIST's 784-512-256 MLP is already
 efficient one at a time and gains nothing.
 """
 
+import concurrent.futures
+import functools
 import math
 import os
 import time
@@ -88,7 +91,8 @@ def _grouped_conv(net, w):
   Returns:
     [K, B, H, W, O]: `conv2d(net[k], w[k])` for each k. The K models' channels
     sit side by side ([B, H, W, K * C]) and `conv2d` with K groups keeps
-    them apart; faster on a CPU than K separate or vectorized convolutions.
+    them apart; faster on a CPU than K separate or vectorized convolutions,
+    where the kernels can differentiate it (`grouped_conv_has_gradients`).
   """
   k, b = tf.shape(net)[0], tf.shape(net)[1]
   height, width = tf.shape(net)[2], tf.shape(net)[3]
@@ -100,6 +104,79 @@ def _grouped_conv(net, w):
   out = tf.nn.conv2d(grouped_in, grouped_w, strides=1, padding="SAME")
   out = tf.reshape(out, [b, height, width, k, o])
   return tf.transpose(out, [3, 0, 1, 2, 4])
+
+
+def _patch_conv(net, w):
+  """K convolutions (SAME, stride 1) as one batched matmul over image patches.
+
+  The same result as `_grouped_conv` from ops that every CPU kernel set
+  differentiates: the kh * kw shifted copies of the SAME-padded input,
+  side by side in (dy, dx, c) order, times the filters reshaped to
+  [K, kh * kw * C, O].
+
+  Args:
+    net: [K, B, H, W, C] inputs.
+    w: [K, kh, kw, C, O] filters.
+
+  Returns:
+    [K, B, H, W, O].
+  """
+  height, width = tf.shape(net)[2], tf.shape(net)[3]
+  kh, kw = w.shape[1], w.shape[2]
+  # SAME padding for stride 1, as conv2d: the extra row/column goes last.
+  padded = tf.pad(net, [[0, 0], [0, 0], [(kh - 1) // 2, kh // 2],
+                        [(kw - 1) // 2, kw // 2], [0, 0]])
+  patches = tf.concat([padded[:, :, dy:dy + height, dx:dx + width, :]
+                       for dy in range(kh) for dx in range(kw)], axis=-1)
+  k, c, o = tf.shape(w)[0], w.shape[3], w.shape[4]
+  return tf.einsum("kbhwp,kpo->kbhwo", patches,
+                   tf.reshape(w, [k, kh * kw * c, o]))
+
+
+@functools.lru_cache(maxsize=None)
+def grouped_conv_has_gradients() -> bool:
+  """Whether this machine's conv2d kernels differentiate grouped convolutions.
+
+  TensorFlow's oneDNN kernels (on by default on CPUs with AVX-512) compute
+  the gradients of a grouped `conv2d`; its Eigen kernels (CPUs without
+  AVX-512, e.g. AVX2-only AMD EPYC) run the forward pass but refuse the
+  gradients ("Gradients for grouped convolutions are not supported on CPU").
+  So the path is chosen by trying: a tiny grouped convolution's gradients,
+  checked against `_patch_conv`'s. The check runs in a thread of its own,
+  eagerly and outside any tape or `tf.function` being traced by the caller.
+  """
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    works = pool.submit(_grouped_conv_gradients_match).result()
+  logging.info("batched convolutions: %s", "grouped conv2d" if works else
+               "patches x filters matmul (grouped conv2d gradients "
+               "unsupported by this machine's kernels)")
+  return works
+
+
+def _grouped_conv_gradients_match():
+  rng = np.random.default_rng(0)
+  net = tf.constant(rng.standard_normal([2, 2, 5, 5, 3]), tf.float32)
+  w = tf.constant(rng.standard_normal([2, 3, 3, 3, 4]), tf.float32)
+  grads = []
+  for conv in (_grouped_conv, _patch_conv):
+    try:
+      with tf.GradientTape() as tape:
+        tape.watch([net, w])
+        loss = tf.reduce_sum(tf.square(conv(net, w)))
+      grads.append([g.numpy() for g in tape.gradient(loss, [net, w])])
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+      return False
+  # Gradients of magnitude ~50 from sums of ~30 float32 products each:
+  # agreeing kernels differ by rounding (~1e-6 relative), a wrong grouping
+  # by O(1).
+  return all(np.allclose(a, b, rtol=0, atol=1e-4 * np.abs(b).max())
+             for a, b in zip(*grads))
+
+
+def _conv(net, w):
+  if grouped_conv_has_gradients():
+    return _grouped_conv(net, w)
+  return _patch_conv(net, w)
 
 
 def batched_forward(arch, params, images):
@@ -128,7 +205,7 @@ def batched_forward(arch, params, images):
     net = images
     for i in range(num_convs):
       w, bias = params[2 * i], params[2 * i + 1]
-      net = tf.nn.relu(_grouped_conv(net, w) + bias[:, None, None, None, :])
+      net = tf.nn.relu(_conv(net, w) + bias[:, None, None, None, :])
       shape = tf.shape(net)
       pooled = tf.nn.max_pool2d(
           tf.reshape(net, tf.concat([[k * b], shape[2:]], 0)), ksize=2,

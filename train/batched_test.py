@@ -65,6 +65,40 @@ class BatchedTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllClose(logits[i], module(images[i], is_training=False),
                           atol=1e-5)
 
+  @parameterized.named_parameters(("3x3", 3, 3), ("2x3", 2, 3))
+  def test_convolutions_are_per_model_conv2d(self, kh, kw):
+    rng = np.random.default_rng(kh)
+    net = tf.constant(rng.standard_normal([3, 2, 6, 5, 2]), tf.float32)
+    w = tf.constant(rng.standard_normal([3, kh, kw, 2, 4]), tf.float32)
+
+    def per_model(net, w):
+      return tf.stack([tf.nn.conv2d(net[k], w[k], strides=1, padding="SAME")
+                       for k in range(3)])
+
+    def value_and_grads(conv):
+      with tf.GradientTape() as tape:
+        tape.watch([net, w])
+        out = conv(net, w)
+        loss = tf.reduce_sum(tf.square(out))
+      return [out.numpy()] + [g.numpy() for g in tape.gradient(loss,
+                                                               [net, w])]
+
+    want = value_and_grads(per_model)
+    convs = [batched._patch_conv]  # pylint: disable=protected-access
+    if batched.grouped_conv_has_gradients():
+      convs.append(batched._grouped_conv)  # pylint: disable=protected-access
+    else:
+      # Its forward pass runs everywhere; only the gradients may not.
+      got = batched._grouped_conv(net, w).numpy()  # pylint: disable=protected-access
+      self.assertAllClose(got, want[0], rtol=0,
+                          atol=1e-5 * np.abs(want[0]).max())
+    for conv in convs:
+      for got, ref in zip(value_and_grads(conv), want):
+        # Outputs (~5) and gradients (~50) are sums of at most 2 * 9 * 24
+        # float32 products, which the kernels add in their own orders:
+        # rounding differences stay near 1e-6 of the largest value.
+        self.assertAllClose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
   @parameterized.named_parameters(*CASES)
   def test_k1_trains_like_the_single_model_loop(self, config):
     seed = subsets.run_seed(0.7, 5)
