@@ -7,6 +7,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from heldout import tolerance
 from heldout.models import mlp
 from heldout.models import testing
 
@@ -68,7 +69,8 @@ class MLPTest(tf.test.TestCase, parameterized.TestCase):
       if i:
         h = np.maximum(h, 0)
       h = h @ layer.w.numpy() + layer.b.numpy()
-    self.assertAllClose(logits, h, atol=1e-5, rtol=1e-5)
+    # TF's matmul kernels against numpy's.
+    tolerance.assert_close(logits, h, tolerance.FORWARD)
 
   def test_invalid_arguments(self):
     with self.assertRaisesRegex(ValueError, "`num_classes` must be positive"):
@@ -114,8 +116,9 @@ class SmallCNNTest(tf.test.TestCase, parameterized.TestCase):
     h = h.reshape(3, -1)
     h = np.maximum(h @ model._hidden.w.numpy() + model._hidden.b.numpy(), 0)
     h = h @ model._logits.w.numpy() + model._logits.b.numpy()
-    self.assertAllClose(model(images, is_training=True), h, atol=1e-4,
-                        rtol=1e-4)
+    # TF's conv kernels against a float64 numpy reference.
+    tolerance.assert_close(model(images, is_training=True), h,
+                           tolerance.FORWARD)
 
   def test_invalid_arguments(self):
     with self.assertRaisesRegex(ValueError, "`num_classes` must be positive"):
