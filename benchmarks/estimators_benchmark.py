@@ -51,8 +51,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic runs.")
 _MEMORY_BUDGET_MB = flags.DEFINE_float(
     "memory_budget_mb", 256.0, "Our influence working set per block, MiB.")
 _MATMUL_DTYPE = flags.DEFINE_enum(
-    "matmul_dtype", "auto", ["auto", "float32", "bfloat16"],
-    "Our influence matmuls (exact either way; see influence_estimator).")
+    "matmul_dtype", "auto", ["auto", "float32", "packed_float32", "bfloat16"],
+    "Our influence matmul path (exact whichever; see influence_estimator); "
+    "auto picks it from the CPU.")
 _SMALL = flags.DEFINE_bool("small", False, "Quick run: 200 x 6000 x 1000.")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for the synthetic data (default: a temporary one).")
@@ -171,17 +172,47 @@ def ours_estimates(mask, correct_train, correct_test, top_k,
     correct_test: [R, n_test] bool.
     top_k: training examples kept per test example.
     memory_budget_bytes: influence working set per block.
-    matmul_dtype: "auto", "float32" or "bfloat16".
+    matmul_dtype: one of `influence_estimator.MATMUL_DTYPES`.
 
   Returns:
-    (`Memorization`, `InfluenceTopK`).
+    (`Memorization`, `InfluenceTopK`, seconds spent on the influence).
   """
   influence_estimator, memorization_estimator = _import_ours()
   memorization = memorization_estimator.memorization(mask, correct_train)
+  started = time.perf_counter()
   influence = influence_estimator.influence_topk(
       mask, correct_test, top_k, memory_budget_bytes=memory_budget_bytes,
       matmul_dtype=matmul_dtype)
-  return memorization, influence
+  return memorization, influence, time.perf_counter() - started
+
+
+def executed_matmul_flops(path, num_runs, n_train, n_test):
+  """Multiply-adds (x2) that our influence matmuls execute on a path.
+
+  float32: R x n_test x n_train; packed float32: the runs padded to chunks
+  of 255 and a third of the test rows; bfloat16: the runs padded to chunks
+  of 256.
+  """
+  if path == "float32":
+    return 2.0 * num_runs * n_test * n_train
+  if path == "packed_float32":
+    return 2.0 * (-(-num_runs // 255) * 255) * (-(-n_test // 3)) * n_train
+  return 2.0 * (-(-num_runs // 256) * 256) * n_test * n_train
+
+
+def matmul_peak_flops(dtype, size=2048, repeats=5):
+  """This machine's measured matmul rate: best of `repeats` size^3 products."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  a = tf.cast(tf.random.stateless_uniform([size, size], [1, 2]), dtype)
+  b = tf.cast(tf.random.stateless_uniform([size, size], [3, 4]), dtype)
+  matmul = tf.function(tf.linalg.matmul)
+  matmul(a, b).numpy()
+  best = np.inf
+  for _ in range(repeats):
+    started = time.perf_counter()
+    matmul(a, b).numpy()
+    best = min(best, time.perf_counter() - started)
+  return 2.0 * size**3 / best
 
 
 def topk_of_dense(influence, top_k, rows_per_chunk=256):
@@ -248,12 +279,11 @@ def _run_variant(variant, data_path, result_path, top_k, memory_budget_bytes,
   with np.load(data_path) as data:
     mask, correct_train, correct_test = (data["mask"], data["correct_train"],
                                          data["correct_test"])
-  details = ""
+  details = {}
   if variant == "ours":
     # Not part of the computation's time (it is of its memory).
     influence_estimator, _ = _import_ours()
-    details = "{} matmuls".format(
-        influence_estimator.resolve_matmul_dtype(matmul_dtype))
+    path = influence_estimator.resolve_matmul_dtype(matmul_dtype)
   started = time.perf_counter()
   if variant == "upstream":
     memorization, influence = upstream_estimates(mask, correct_train,
@@ -263,10 +293,26 @@ def _run_variant(variant, data_path, result_path, top_k, memory_budget_bytes,
     topk_values, topk_indices = topk_of_dense(influence, top_k)
     del influence
   else:
-    mem, top = ours_estimates(mask, correct_train, correct_test, top_k,
-                              memory_budget_bytes, matmul_dtype)
+    mem, top, influence_seconds = ours_estimates(
+        mask, correct_train, correct_test, top_k, memory_budget_bytes, path)
     seconds = time.perf_counter() - started
     memorization, topk_values, topk_indices = mem.values, top.values, top.indices
+    # After the timed part: the machine's matmul rates, for the fractions.
+    peak_dtype = "bfloat16" if path == "bfloat16" else "float32"
+    float32_peak = matmul_peak_flops("float32")
+    details = dict(
+        path=path, cpu_features=" ".join(sorted(
+            f for f in influence_estimator.cpu_flags()
+            if f.startswith(("avx512_bf16", "avx512_vnni", "amx", "avx_vnni"))
+            or f in ("avx2", "avx512f"))) or "none listed",
+        influence_seconds=influence_seconds,
+        executed_flops=executed_matmul_flops(path, *mask.shape,
+                                             correct_test.shape[1]),
+        products=2.0 * mask.shape[0] * mask.shape[1] * correct_test.shape[1],
+        peak_dtype=peak_dtype,
+        peak_flops=(float32_peak if peak_dtype == "float32"
+                    else matmul_peak_flops(peak_dtype)),
+        float32_peak_flops=float32_peak)
   np.savez(result_path, memorization=memorization, topk_values=topk_values,
            topk_indices=topk_indices)
   print(json.dumps(dict(seconds=seconds, details=details)))
@@ -306,8 +352,26 @@ def _table(sizes, measured, diffs):
   for variant in VARIANTS:
     seconds, wall, rss, details = measured[variant]
     lines.append("{:<10} {:>10.2f} {:>10.2f} {:>14.2f}  {}".format(
-        variant, seconds, wall, rss / 1e9, details))
+        variant, seconds, wall, rss / 1e9,
+        "{} matmuls".format(details["path"]) if details else ""))
   up, ours = measured["upstream"], measured["ours"]
+  d = ours[3]
+  lines.append(
+      "ours: path {path} (CPU features: {features}); influence {secs:.2f} s: "
+      "{rate:.1f} GFLOP/s executed in {dtype} = {frac:.1%} of this machine's "
+      "measured {dtype} matmul peak ({peak:.1f} GFLOP/s, 2048^3 tf.matmul); "
+      "{eq:.1f} G 0/1 multiply-adds/s (x2) = {eq_frac:.2f}x the float32 "
+      "peak ({fpeak:.1f} GFLOP/s)".format(
+          path=d["path"], features=d["cpu_features"],
+          secs=d["influence_seconds"],
+          rate=d["executed_flops"] / d["influence_seconds"] / 1e9,
+          dtype=d["peak_dtype"],
+          frac=d["executed_flops"] / d["influence_seconds"] / d["peak_flops"],
+          peak=d["peak_flops"] / 1e9,
+          eq=d["products"] / d["influence_seconds"] / 1e9,
+          eq_frac=d["products"] / d["influence_seconds"] /
+          d["float32_peak_flops"],
+          fpeak=d["float32_peak_flops"] / 1e9))
   lines.append("ours / upstream: compute time {:.3f} (target <= 0.2), peak RSS "
                "{:.3f}; ours peak RSS {:.2f} GB (target <= 1.5)".format(
                    ours[0] / up[0], ours[2] / up[2], ours[2] / 1e9))

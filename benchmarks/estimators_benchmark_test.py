@@ -38,8 +38,9 @@ class EstimatorsBenchmarkTest(absltest.TestCase):
     self.assertEqual(influence.shape, (25, 120))
     upstream_values, upstream_indices = estimators_benchmark.topk_of_dense(
         influence, top_k, rows_per_chunk=4)
-    ours_memorization, ours_topk = estimators_benchmark.ours_estimates(
+    ours_memorization, ours_topk, seconds = estimators_benchmark.ours_estimates(
         mask, correct_train, correct_test, top_k, memory_budget_bytes=20000)
+    self.assertGreater(seconds, 0.0)
     # Both against the definitions.
     want_memorization, _, _, _ = testing.memorization_loop(mask, correct_train)
     want_influence = testing.influence_loop(mask, correct_test)
@@ -64,6 +65,14 @@ class EstimatorsBenchmarkTest(absltest.TestCase):
     self.assertEqual(diffs["topk_values_max_abs_diff"], 0.0)
     self.assertEqual(diffs["topk_indices_agree"], 1.0)
     self.assertEqual(diffs["nan_mismatches"], 0)
+
+  def test_executed_matmul_flops(self):
+    # 600 runs: 3 chunks of 255 (765 runs) or of 256 (768); 10 test rows
+    # packed in 4.
+    flops = estimators_benchmark.executed_matmul_flops
+    self.assertEqual(flops("float32", 600, 7, 10), 2 * 600 * 10 * 7)
+    self.assertEqual(flops("packed_float32", 600, 7, 10), 2 * 765 * 4 * 7)
+    self.assertEqual(flops("bfloat16", 600, 7, 10), 2 * 768 * 10 * 7)
 
   def test_compare_reports_differences(self):
     a = dict(memorization=np.array([0.1, 0.2]),

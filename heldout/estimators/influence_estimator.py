@@ -13,14 +13,26 @@ examples are streamed in blocks whose working set stays within a memory
 budget; the masks stay bool and are cast one block at a time.
 
 The matmuls are exact, so the result depends neither on the block size nor on
-the matmul dtype:
+the matmul path (`MATMUL_DTYPES`; tested bit for bit):
 - "float32": every partial sum is an integer below 2^24 (R < 2^24 is checked).
+- "packed_float32": three test examples share one float32 operand entry,
+  c_0 + 2^8 c_1 + 2^16 c_2, and the runs are split into chunks of 255, so
+  each field of a chunk's sum is an integer of at most 255 and the whole sum
+  an integer below 2^24, which float32 holds exactly whatever the
+  accumulation order; the fields are then split off in int32 and the chunks
+  added. A third of the float32 multiply-adds on every CPU, for a little
+  integer work per output.
 - "bfloat16": the runs are split into chunks of 256, so every partial sum of a
   chunk is an integer of at most 256, which bfloat16 (8 significant bits)
   holds exactly whatever the accumulation order; the chunk sums are added in
-  float32. On CPUs with AMX-BF16 (oneDNN) this is about twice as fast.
-- "auto" (default): "bfloat16" on a CPU that reports AMX-BF16 when no GPU is
-  visible, else "float32".
+  float32. Fast where the CPU multiplies bfloat16 in hardware (AMX-BF16 tiles
+  run about 16x the float32 vector rate), slow where it is emulated.
+- "auto" (default, `resolve_matmul_dtype`): "bfloat16" on a CPU with
+  AMX-BF16, "packed_float32" on other CPUs, "float32" on a GPU (whose float32
+  matmuls may run in TF32, which keeps 0/1 operands exact but would round
+  packed ones).
+No int8 path: TensorFlow exposes no exact int8 x int8 -> int32 matmul on
+CPU tensors (its quantized matmul ran at half the float32 rate here).
 The means and their difference are IEEE float32 divisions and a subtraction
 (fused by XLA), so the values are bitwise those of
 float32(sum_in / n_in) - float32(sum_out / n_out).
@@ -58,10 +70,15 @@ from tqdm import auto as tqdm
 from heldout.estimators import counts as counts_lib
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
-MATMUL_DTYPES = ("auto", "float32", "bfloat16")
+MATMUL_DTYPES = ("auto", "float32", "packed_float32", "bfloat16")
 
 # Integers up to 2^8 are exact in bfloat16, whatever the order of the sums.
 _BFLOAT16_CHUNK = 256
+# Three 8-bit fields fill float32's 24 exact bits: a chunk of 255 runs keeps
+# every field's sum at most 255.
+_PACK_FIELDS = 3
+_PACK_BITS = 8
+_PACK_CHUNK = 2**_PACK_BITS - 1
 _MAX_EXACT_RUNS = 2**24
 
 
@@ -109,47 +126,61 @@ class InfluenceTopK:
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_has_amx_bf16():
+def cpu_flags():
+  """The CPU's feature flags from /proc/cpuinfo (empty where unreadable)."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
         if line.startswith("flags"):
-          return "amx_bf16" in line.split()
+          return frozenset(line.split(":", 1)[1].split())
   except OSError:
     pass
-  return False
+  return frozenset()
 
 
 def resolve_matmul_dtype(matmul_dtype="auto"):
-  """"auto" -> "bfloat16" on an AMX-BF16 CPU without a visible GPU, else "float32".
+  """The matmul path that "auto" stands for on this machine.
+
+  "bfloat16" on a CPU with AMX-BF16 (hardware bfloat16 tiles) and no visible
+  GPU; "float32" with a GPU (TF32 keeps 0/1 operands exact, not packed
+  ones); "packed_float32" otherwise (AVX2, AVX-512, AVX512_BF16 CPUs: a
+  third of the float32 work beats bfloat16's at most 2x there).
 
   Args:
     matmul_dtype: one of `MATMUL_DTYPES`.
 
   Returns:
-    "float32" or "bfloat16".
+    "float32", "packed_float32" or "bfloat16".
 
   Raises:
-    ValueError: for an unknown dtype.
+    ValueError: for an unknown path.
   """
   if matmul_dtype not in MATMUL_DTYPES:
     raise ValueError("`matmul_dtype` must be one of {}, got {!r}".format(
         ", ".join(MATMUL_DTYPES), matmul_dtype))
   if matmul_dtype != "auto":
     return matmul_dtype
-  if tf.config.list_logical_devices("GPU") or not _cpu_has_amx_bf16():
+  if tf.config.list_logical_devices("GPU"):
     return "float32"
-  return "bfloat16"
+  if "amx_bf16" in cpu_flags():
+    return "bfloat16"
+  return "packed_float32"
 
 
 def _bytes_per_train_example(num_runs, num_test, matmul_dtype):
-  chunks = -(-max(1, num_runs) // _BFLOAT16_CHUNK)
-  partial = 4 if matmul_dtype == "float32" else 2 * chunks
+  runs = max(1, num_runs)
+  if matmul_dtype == "float32":
+    partial = 4
+  elif matmul_dtype == "packed_float32":
+    # Each chunk's packed float32 sums, then their int32 fields.
+    partial = 4 * -(-runs // _PACK_CHUNK) / _PACK_FIELDS + 8
+  else:
+    partial = 2 * -(-runs // _BFLOAT16_CHUNK)
   # The partial sums, then seven float32 [n_test] columns (the values or keys,
   # their sum_in, and either the top-k candidates and slack for unfused
   # temporaries or the four temporaries of `influence_se`), and the mask
   # column as bool, float32 and padded bfloat16.
-  return max(1, num_test) * (partial + 28) + 8 * max(1, num_runs)
+  return int(max(1, num_test) * (partial + 28) + 8 * runs)
 
 
 def block_size_for_budget(num_runs, num_test, memory_budget_bytes,
@@ -158,14 +189,15 @@ def block_size_for_budget(num_runs, num_test, memory_budget_bytes,
 
   The working set of a block of B training examples is about
   B * (n_test * (p + 28) + 8 R) bytes, p being the bytes of the partial sums
-  per entry (4 for float32, 2 * ceil(R / 256) for chunked bfloat16). The
+  per entry (4 for float32, 4 * ceil(R / 255) / 3 + 8 for packed float32,
+  2 * ceil(R / 256) for chunked bfloat16). The
   inputs (the bool arrays and correct_test cast for the matmul) come on top.
 
   Args:
     num_runs: R.
     num_test: n_test.
     memory_budget_bytes: the budget, positive.
-    matmul_dtype: "float32" or "bfloat16" (or "auto").
+    matmul_dtype: one of `MATMUL_DTYPES`.
 
   Returns:
     The block size, at least 1.
@@ -204,6 +236,33 @@ def _partial_sums_bfloat16(correct_test_chunks, mask_block):
   mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
   mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
   return tf.linalg.matmul(correct_test_chunks, mask_block)
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.bool),
+])
+def _packed_sums_float32(packed_chunks, mask_block):
+  """[chunks, ceil(n_test / 3), B] float32 packed sum_in per chunk of 255 runs."""
+  chunks = tf.shape(packed_chunks)[0]
+  chunk = tf.shape(packed_chunks)[2]
+  mask_block = tf.cast(mask_block, tf.float32)
+  padding = chunks * chunk - tf.shape(mask_block)[0]
+  mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
+  mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
+  return tf.linalg.matmul(packed_chunks, mask_block)
+
+
+@tf.function(jit_compile=True)
+def _unpack_sums(packed, num_test):
+  """[1, n_test, B] float32 sum_in from the packed chunk sums (exact ints)."""
+  packed = tf.cast(packed, tf.int32)
+  fields = [tf.reduce_sum(tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(packed, _PACK_BITS * f), _PACK_CHUNK), axis=0)
+            for f in range(_PACK_FIELDS)]
+  # Field f of packed row p is test example _PACK_FIELDS * p + f.
+  sums = tf.reshape(tf.stack(fields, axis=1), [-1, tf.shape(packed)[2]])
+  return tf.cast(sums[:num_test], tf.float32)[tf.newaxis]
 
 
 def _influence_from_partial_sums(partial_sums, mask_block, total_correct):
@@ -262,7 +321,7 @@ def _merge_topk(block_keys, block_sum_in, best_keys, best_indices,
 
 
 class _SumOperand:
-  """correct_test, cast once for the matmuls of every block."""
+  """correct_test, cast (and packed) once for the matmuls of every block."""
 
   def __init__(self, correct_test, matmul_dtype):
     num_runs, self.num_test = correct_test.shape
@@ -273,6 +332,8 @@ class _SumOperand:
     self.matmul_dtype = matmul_dtype
     if matmul_dtype == "float32":
       self.operand = tf.cast(correct_t, tf.float32)
+    elif matmul_dtype == "packed_float32":
+      self.operand = _packed_operand(correct_test)
     else:
       chunks = -(-max(1, num_runs) // _BFLOAT16_CHUNK)
       padded = tf.pad(tf.cast(correct_t, tf.bfloat16),
@@ -284,7 +345,27 @@ class _SumOperand:
   def partial_sums(self, mask_block):
     if self.matmul_dtype == "float32":
       return _partial_sums_float32(self.operand, mask_block)
+    if self.matmul_dtype == "packed_float32":
+      return _unpack_sums(_packed_sums_float32(self.operand, mask_block),
+                          tf.constant(self.num_test, tf.int32))
     return _partial_sums_bfloat16(self.operand, mask_block)
+
+
+def _packed_operand(correct_test):
+  """[chunks, ceil(n_test / 3), 255] float32: test examples 3p, 3p + 1 and
+  3p + 2 packed as c_0 + 2^8 c_1 + 2^16 c_2 at row p, runs in chunks of 255
+  (zero-padded)."""
+  num_runs, num_test = correct_test.shape
+  rows = -(-max(1, num_test) // _PACK_FIELDS)
+  chunks = -(-max(1, num_runs) // _PACK_CHUNK)
+  packed = np.zeros((rows, chunks * _PACK_CHUNK), np.float32)
+  for f in range(_PACK_FIELDS):
+    # Field f holds test examples f, f + 3, ...: at most `rows` of them.
+    field = correct_test[:, f::_PACK_FIELDS].T
+    packed[:field.shape[0], :num_runs] += field * np.float32(
+        2**(_PACK_BITS * f))
+  return tf.constant(np.ascontiguousarray(
+      packed.reshape(rows, chunks, _PACK_CHUNK).transpose(1, 0, 2)))
 
 
 def _prepare(mask, correct_test, matmul_dtype):

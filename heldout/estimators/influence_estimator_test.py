@@ -5,6 +5,7 @@ import math
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import tensorflow as tf
 
 from heldout.estimators import influence_estimator
 from heldout.estimators import testing
@@ -92,11 +93,13 @@ class InfluenceDenseTest(parameterized.TestCase):
     _assert_same(self, got.se, want.se)
 
   @parameterized.named_parameters(("float32", "float32"),
+                                  ("packed_float32", "packed_float32"),
                                   ("bfloat16", "bfloat16"))
   def test_matmul_dtypes_are_exact(self, matmul_dtype):
-    # 700 runs: three chunks of 256 for bfloat16, sums well above 256.
+    # 700 runs: three chunks of 256 for bfloat16 (of 255 for packed float32),
+    # sums well above 256; 7 test examples: the last packed row half empty.
     mask, _, correct_test = testing.random_runs(8, num_runs=700, n_train=37,
-                                                n_test=6, ratio=0.6)
+                                                n_test=7, ratio=0.6)
     got = influence_estimator.influence_dense(mask, correct_test, block_size=16,
                                               matmul_dtype=matmul_dtype)
     n_in = mask.sum(0)
@@ -118,9 +121,48 @@ class InfluenceDenseTest(parameterized.TestCase):
     _assert_same(self, top.values, want_values.astype(np.float32))
     _assert_same(self, top.se, np.take_along_axis(want_se, want_indices, 1))
 
+  def test_matmul_paths_agree_bit_for_bit_at_full_chunks(self):
+    # 511 runs = two full chunks of 255 (+1): columns in every run and test
+    # examples right in every run put 255 in every packed field, the most a
+    # float32 sum of three fields holds exactly (2^24 - 1).
+    rng = np.random.default_rng(3)
+    mask = rng.random((511, 40)) < 0.5
+    mask[:, :3] = True
+    mask[:, 3] = False
+    mask[::2, 4] = True
+    correct_test = rng.random((511, 11)) < 0.7
+    correct_test[:, :4] = True
+    correct_test[:, 7] = False
+    results = {}
+    for path in ("float32", "packed_float32", "bfloat16"):
+      results[path] = (
+          influence_estimator.influence_dense(mask, correct_test,
+                                              block_size=13,
+                                              matmul_dtype=path),
+          influence_estimator.influence_topk(mask, correct_test, 6,
+                                             block_size=7, matmul_dtype=path))
+    sum_in = correct_test.T.astype(np.int64) @ mask.astype(np.int64)
+    n_in = mask.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+      want = (np.float32(sum_in / n_in) -
+              np.float32((correct_test.sum(0)[:, None] - sum_in) /
+                         (511 - n_in)))
+    ref_dense, ref_top = results["float32"]
+    for dense, top in results.values():
+      _assert_same(self, dense.values, want.astype(np.float32))
+      for got, ref in ((dense, ref_dense), (top, ref_top)):
+        for name in ("values", "se", "n_in", "n_out", "total_correct"):
+          _assert_same(self, getattr(got, name), getattr(ref, name))
+      _assert_same(self, top.indices, ref_top.indices)
+
   def test_resolve_matmul_dtype(self):
-    self.assertIn(influence_estimator.resolve_matmul_dtype("auto"),
-                  ("float32", "bfloat16"))
+    auto = influence_estimator.resolve_matmul_dtype("auto")
+    if tf.config.list_logical_devices("GPU"):
+      self.assertEqual(auto, "float32")
+    elif "amx_bf16" in influence_estimator.cpu_flags():
+      self.assertEqual(auto, "bfloat16")
+    else:
+      self.assertEqual(auto, "packed_float32")
     self.assertEqual(influence_estimator.resolve_matmul_dtype("bfloat16"),
                      "bfloat16")
     with self.assertRaisesRegex(ValueError, "`matmul_dtype` must be one of"):
