@@ -2,6 +2,7 @@ r"""Memorization + influence at MNIST scale: upstream's computation vs ours.
 
   bazel run -c opt //benchmarks:estimators_benchmark            # 2000 runs x 60000 train x 10000 test
   bazel run -c opt //benchmarks:estimators_benchmark -- --small # 200 x 6000 x 1000, seconds
+  bazel run -c opt //benchmarks:estimators_benchmark -- --matmul_dtype=auto,float32,bfloat16
 
 The full size takes one to two minutes on two cores and needs about 11 GB of
 free memory (the upstream variant holds several dense [n_test, n_train]
@@ -21,8 +22,12 @@ pollute each other's numbers.
   dense [n_test, n_train] influence matrix (whose top-k per test example is
   taken afterwards, untimed, to compare).
 - ours: `heldout.estimators` memorization, and top-k influence streamed over
-  blocks of training examples in TensorFlow (bool masks, float32 blocks cast on
-  the fly, one matmul per block, never a [n_test, n_train] matrix).
+  blocks of training examples in TensorFlow (bool masks cast on the fly, one
+  matmul per block on the path `--matmul_dtype` names, "auto" choosing it from
+  the CPU; never a [n_test, n_train] matrix). Several paths, comma-separated,
+  are each measured against the same upstream run; for each the report says
+  which path ran, the CPU features it was chosen from, and the rate its
+  matmuls reached as a fraction of this machine's measured matmul peak.
 
 The table gives compute time (data loading excluded), the child's wall time
 and peak RSS, their ratios, and the largest differences between the two
@@ -50,10 +55,11 @@ _RATIO = flags.DEFINE_float("ratio", 0.7, "Subset ratio.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic runs.")
 _MEMORY_BUDGET_MB = flags.DEFINE_float(
     "memory_budget_mb", 256.0, "Our influence working set per block, MiB.")
-_MATMUL_DTYPE = flags.DEFINE_enum(
-    "matmul_dtype", "auto", ["auto", "float32", "packed_float32", "bfloat16"],
-    "Our influence matmul path (exact whichever; see influence_estimator); "
-    "auto picks it from the CPU.")
+_MATMUL_DTYPE = flags.DEFINE_list(
+    "matmul_dtype", ["auto"],
+    "Our influence matmul path(s), each measured against the same upstream "
+    "run: auto (picked from the CPU), float32, packed_float32, bfloat16 "
+    "(exact whichever; see influence_estimator).")
 _SMALL = flags.DEFINE_bool("small", False, "Quick run: 200 x 6000 x 1000.")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for the synthetic data (default: a temporary one).")
@@ -63,7 +69,6 @@ _VARIANT = flags.DEFINE_enum("variant", None, ["upstream", "ours"],
 _DATA = flags.DEFINE_string("data", None, "Internal: the synthetic runs (.npz).")
 _RESULT = flags.DEFINE_string("result", None, "Internal: where to save results.")
 
-VARIANTS = ("upstream", "ours")
 SMALL_SIZES = dict(runs=200, train=6000, test=1000)
 
 
@@ -345,19 +350,9 @@ def _spawn(variant, data_path, result_path, top_k, memory_budget_mb,
   return report["seconds"], wall, usage.ru_maxrss * 1024, report["details"]
 
 
-def _table(sizes, measured, diffs):
-  lines = ["runs={runs} train={train} test={test} top_k={top_k}".format(**sizes),
-           "{:<10} {:>10} {:>10} {:>14}  {}".format(
-               "variant", "compute s", "wall s", "peak RSS GB", "")]
-  for variant in VARIANTS:
-    seconds, wall, rss, details = measured[variant]
-    lines.append("{:<10} {:>10.2f} {:>10.2f} {:>14.2f}  {}".format(
-        variant, seconds, wall, rss / 1e9,
-        "{} matmuls".format(details["path"]) if details else ""))
-  up, ours = measured["upstream"], measured["ours"]
-  d = ours[3]
-  lines.append(
-      "ours: path {path} (CPU features: {features}); influence {secs:.2f} s: "
+def _fraction_line(d):
+  return (
+      "  path {path} (CPU features: {features}): influence {secs:.2f} s, "
       "{rate:.1f} GFLOP/s executed in {dtype} = {frac:.1%} of this machine's "
       "measured {dtype} matmul peak ({peak:.1f} GFLOP/s, 2048^3 tf.matmul); "
       "{eq:.1f} G 0/1 multiply-adds/s (x2) = {eq_frac:.2f}x the float32 "
@@ -372,15 +367,39 @@ def _table(sizes, measured, diffs):
           eq_frac=d["products"] / d["influence_seconds"] /
           d["float32_peak_flops"],
           fpeak=d["float32_peak_flops"] / 1e9))
-  lines.append("ours / upstream: compute time {:.3f} (target <= 0.2), peak RSS "
-               "{:.3f}; ours peak RSS {:.2f} GB (target <= 1.5)".format(
-                   ours[0] / up[0], ours[2] / up[2], ours[2] / 1e9))
-  lines.append("memorization max abs diff {:.3g}; top-{} influence values max "
-               "abs diff {:.3g}; top-k indices identical {:.4%}; NaN "
-               "mismatches {}".format(
-                   diffs["memorization_max_abs_diff"], sizes["top_k"],
-                   diffs["topk_values_max_abs_diff"],
-                   diffs["topk_indices_agree"], diffs["nan_mismatches"]))
+
+
+def _table(sizes, measured, diffs):
+  """The report: one row per variant, then ours against upstream.
+
+  Args:
+    sizes: runs, train, test, top_k.
+    measured: {"upstream" or "ours (<path>)": (compute s, wall s, peak RSS
+      bytes, details)}, upstream first.
+    diffs: {"ours (<path>)": `compare` of it with upstream}.
+
+  Returns:
+    The text.
+  """
+  lines = ["runs={runs} train={train} test={test} top_k={top_k}".format(**sizes),
+           "{:<24} {:>10} {:>10} {:>14}".format(
+               "variant", "compute s", "wall s", "peak RSS GB")]
+  for variant, (seconds, wall, rss, _) in measured.items():
+    lines.append("{:<24} {:>10.2f} {:>10.2f} {:>14.2f}".format(
+        variant, seconds, wall, rss / 1e9))
+  up = measured["upstream"]
+  for variant, diff in diffs.items():
+    ours = measured[variant]
+    lines.append("{} / upstream: compute time {:.3f} (target <= 0.2), peak "
+                 "RSS {:.3f}; its peak RSS {:.2f} GB (target <= 1.5)".format(
+                     variant, ours[0] / up[0], ours[2] / up[2], ours[2] / 1e9))
+    lines.append(_fraction_line(ours[3]))
+    lines.append(
+        "  memorization max abs diff {:.3g}; top-{} influence values max abs "
+        "diff {:.3g}; top-k indices identical {:.4%}; NaN mismatches "
+        "{}".format(diff["memorization_max_abs_diff"], sizes["top_k"],
+                    diff["topk_values_max_abs_diff"],
+                    diff["topk_indices_agree"], diff["nan_mismatches"]))
   return "\n".join(lines)
 
 
@@ -388,7 +407,7 @@ def main(argv):
   del argv
   if _VARIANT.value:
     _run_variant(_VARIANT.value, _DATA.value, _RESULT.value, _TOP_K.value,
-                 int(_MEMORY_BUDGET_MB.value * 2**20), _MATMUL_DTYPE.value)
+                 int(_MEMORY_BUDGET_MB.value * 2**20), _MATMUL_DTYPE.value[0])
     return
   sizes = dict(runs=_RUNS.value, train=_TRAIN.value, test=_TEST.value,
                top_k=_TOP_K.value)
@@ -405,16 +424,19 @@ def main(argv):
     del mask, correct_train, correct_test
     print("synthetic runs written in {:.1f} s".format(
         time.perf_counter() - started), flush=True)
+    runs = [("upstream", "upstream", "auto")] + [
+        ("ours ({})".format(path), "ours", path) for path in _MATMUL_DTYPE.value]
     measured, results = {}, {}
-    for variant in VARIANTS:
-      result_path = os.path.join(workdir, variant + ".npz")
-      measured[variant] = _spawn(variant, data_path, result_path,
-                                 sizes["top_k"], _MEMORY_BUDGET_MB.value,
-                                 _MATMUL_DTYPE.value)
+    for label, variant, path in runs:
+      result_path = os.path.join(workdir, "result.npz")
+      measured[label] = _spawn(variant, data_path, result_path,
+                               sizes["top_k"], _MEMORY_BUDGET_MB.value, path)
       with np.load(result_path) as npz:
-        results[variant] = {k: npz[k] for k in npz.files}
-      print("{} done".format(variant), flush=True)
-    print(_table(sizes, measured, compare(results["upstream"], results["ours"])))
+        results[label] = {k: npz[k] for k in npz.files}
+      print("{} done".format(label), flush=True)
+    diffs = {label: compare(results["upstream"], results[label])
+             for label, variant, _ in runs if variant == "ours"}
+    print(_table(sizes, measured, diffs))
     if _SMALL.value:
       print("(--small: the targets are for the full size)")
   finally:
