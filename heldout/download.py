@@ -10,8 +10,10 @@ directory `//heldout:estimate --experiment_dir=DEST/<experiment>` reads.
 
 Selections: `--ratios=0.7,0.5`, `--runs=0:100` (half-open; "3,5,10:20" works
 too). Sources: `--source=auto` uses HTTP Range requests for http(s) URLs,
-`gsutil cat` for gs:// when installed (`tf.io.gfile` otherwise). `--base_url`
-points at a mirror (its own MD5 via `--md5`, or `--md5=skip`).
+`gsutil cat` for gs:// (gsutil is installed with the project; `tf.io.gfile`
+when it is missing). `--source=gsutil` also reads a file:// mirror through
+gsutil. `--base_url` points at a mirror (its own MD5 via `--md5`, or
+`--md5=skip`).
 Relative paths (`--dest`, a local `--base_url`) are taken from the directory
 `bazel run` was started in; an error prints one line `error: ...`.
 `--keep_archive` stores `DEST/<experiment>.tar.gz` (resuming `.part`),
@@ -44,7 +46,7 @@ _BASE_URL = flags.DEFINE_string(
         catalog.DEFAULT_BASE_URL))
 _SOURCE = flags.DEFINE_enum(
     "source", "auto", ["auto", "http", "gsutil", "gfile", "local"],
-    "How to read the archive.")
+    "How to read the archive (gsutil: gs:// or file:// URLs).")
 _KEEP_ARCHIVE = flags.DEFINE_bool(
     "keep_archive", False, "Store DEST/<experiment>.tar.gz, verify it, then extract.")
 _MD5 = flags.DEFINE_string(

@@ -188,6 +188,31 @@ class DownloadEndToEndTest(absltest.TestCase):
     self.assertIn("archive kept at", result.stdout)
     self.assertLen(self._extracted(), 2 * sum(len(r) for r in _RUNS.values()))
 
+  def test_file_url_through_the_installed_gsutil(self):
+    # The gsutil that requirements.txt installs, run by the binary on a
+    # file:// mirror: no network, no credentials, no user configuration.
+    mirror = self.create_tempdir("mirror").full_path
+    with open(os.path.join(mirror, _EXP + ".tar.gz"), "wb") as f:
+      f.write(self.archive)
+    env = dict(binaries.environment(), HOME=self.create_tempdir("home").full_path,
+               BOTO_CONFIG=os.devnull)
+    result = subprocess.run(
+        _binary("download") + ["--experiment=" + _EXP, "--base_url=file://" + mirror,
+                               "--source=gsutil", "--dest=" + self.dest,
+                               "--md5=" + self.md5, "--noprogress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        check=False, timeout=300)
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    self.assertIn("MD5 verified: " + self.md5, result.stdout)
+    self.assertEqual(self._extracted(), self.files)
+    for rel in self.files:
+      self.assertEqual(_read(os.path.join(self.dest, rel)), _read(os.path.join(self.src, rel)))
+    with open(os.path.join(self.dest, _EXP, ".download_complete.json")) as f:
+      entry = json.load(f)["entries"][0]
+    self.assertEqual(entry["source"], "gsutil")
+    self.assertEqual(entry["url"], "file://{}/{}.tar.gz".format(mirror, _EXP))
+    self.assertEqual(self.server.requests, [])
+
   def test_wrong_md5_fails_without_marker(self):
     result = self._run_main(dest=self.dest)  # The built-in MD5 of the real archive.
     self._assert_error(result, "bc3b75203381709f8224810946be14b1", "not marked complete")

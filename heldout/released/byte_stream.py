@@ -1,4 +1,4 @@
-"""A resumable byte stream over HTTP(S), `gsutil cat`, `tf.io.gfile` or a local file.
+"""A resumable byte stream over HTTP(S), `gsutil`, `tf.io.gfile` or a local file.
 
 A released archive is 239-367 GB, so a dropped connection must not restart the
 download. `ResumableStream` reads from a source opened at a byte offset; when
@@ -6,6 +6,10 @@ the connection fails or ends early it reopens the source at the offset it had
 reached (an HTTP `Range: bytes=<offset>-` request, `gsutil cat -r <offset>-`,
 or a seek) with bounded retries and exponential backoff, so a reader on top of
 it (the tar extractor, an MD5) sees one uninterrupted stream.
+
+gsutil is installed with the project (requirements.txt) into the virtualenv
+Bazel runs binaries with, whose `bin/` is not on PATH; `find_gsutil` looks
+next to the running interpreter first.
 """
 
 import dataclasses
@@ -16,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from typing import Callable, Optional
 import urllib.error
@@ -113,12 +118,21 @@ def http_opener(url, timeout_s=60.0):
 
 
 class _ProcessReader:
-  """Reads a subprocess's stdout; a non-zero exit at EOF is an OSError."""
+  """Reads a subprocess's stdout; a non-zero exit at EOF is an OSError.
 
-  def __init__(self, args):
+  The exit is a `_PermanentError` (not retried) when the program's error
+  output contains one of `permanent_markers` (e.g. gsutil's "No URLs matched").
+  """
+
+  def __init__(self, args, permanent_markers=()):
     self._args = args
-    self._proc = subprocess.Popen(args, stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                  stderr=subprocess.PIPE)
+    self._permanent_markers = tuple(permanent_markers)
+    try:
+      # stdin is closed so that a tool asking a question fails instead of waiting.
+      self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+      raise _PermanentError("cannot run {}: {}".format(args[0], e)) from e
 
   def read(self, size=-1):
     data = self._proc.stdout.read(size)
@@ -126,8 +140,10 @@ class _ProcessReader:
       code = self._proc.wait()
       if code != 0:
         err = self._proc.stderr.read().decode("utf-8", "replace").strip()
-        raise OSError("{} exited with {}: {}".format(" ".join(self._args), code,
-                                                     err[-500:]))
+        message = "{} exited with {}: {}".format(" ".join(self._args), code, err[-500:])
+        if any(marker in err for marker in self._permanent_markers):
+          raise _PermanentError(message)
+        raise OSError(message)
     return data
 
   def close(self):
@@ -138,14 +154,59 @@ class _ProcessReader:
     self._proc.stderr.close()
 
 
-def gsutil_opener(url, gsutil="gsutil"):
-  """Opener for `gs://` URLs through `gsutil cat -r <offset>-` (size unknown)."""
+# What gsutil says of a missing object; retrying cannot help.
+_GSUTIL_NOT_FOUND = ("No URLs matched",)
+
+
+def find_gsutil():
+  """The path of the `gsutil` to run, or None when there is none.
+
+  The one installed beside the running interpreter comes first (the project's
+  virtualenv: Bazel runs its python directly, so its `bin/` is not on PATH),
+  then the first on PATH.
+  """
+  if sys.executable:
+    beside = os.path.join(os.path.dirname(sys.executable), "gsutil")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+      return beside
+  return shutil.which("gsutil")
+
+
+def gsutil_opener(url, gsutil=None):
+  """Opener for `gs://` (and `file://`) URLs through gsutil (size unknown).
+
+  A `gs://` object is read by `gsutil -q cat [-r <offset>-] URL`, resuming
+  with a range. gsutil's `cat` refuses `file://` URLs, so those are read by
+  `gsutil -q cp URL -` and the first `offset` bytes are skipped; a local copy
+  of an archive (a test, a mirror on disk) thus goes through the same program
+  and code path as the bucket.
+
+  Args:
+    url: a `gs://` or `file://` URL.
+    gsutil: the gsutil program; None finds it with `find_gsutil`.
+
+  Returns:
+    `open_at(offset) -> Opened`.
+  """
+  program = gsutil or find_gsutil()
+  if program is None:
+    raise ValueError("no gsutil found beside {} or on PATH".format(sys.executable))
+  local = url.startswith("file://")
 
   def open_at(offset):
-    args = [gsutil, "-q", "cat"]
+    if local:
+      reader = _ProcessReader([program, "-q", "cp", url, "-"], _GSUTIL_NOT_FOUND)
+      if offset:
+        try:
+          _skip(reader, offset)
+        except BaseException:
+          reader.close()
+          raise
+      return Opened(reader)
+    args = [program, "-q", "cat"]
     if offset:
       args += ["-r", "{}-".format(offset)]
-    return Opened(_ProcessReader(args + [url]))
+    return Opened(_ProcessReader(args + [url], _GSUTIL_NOT_FOUND))
 
   return open_at
 
@@ -191,8 +252,9 @@ def resolve_source(url, source="auto"):
   """Which reader serves `url`: "http", "gsutil", "gfile" or "local".
 
   "auto" picks http for `http(s)://`, `gsutil` for `gs://` when it is installed
-  (`tf.io.gfile` otherwise), local for `file://` and plain paths, and gfile for
-  any other scheme.
+  (`tf.io.gfile` otherwise; see `find_gsutil`), local for `file://` and plain
+  paths, and gfile for any other scheme. "gsutil" reads `gs://` and `file://`
+  URLs.
 
   Raises:
     ValueError: for an unknown `source`, or one that cannot read `url`.
@@ -204,16 +266,17 @@ def resolve_source(url, source="auto"):
     if scheme in ("http", "https"):
       return "http"
     if scheme == "gs":
-      return "gsutil" if shutil.which("gsutil") else "gfile"
+      return "gsutil" if find_gsutil() else "gfile"
     if scheme in ("", "file"):
       return "local"
     return "gfile"
   if source == "http" and scheme not in ("http", "https"):
     raise ValueError("`source` http needs an http(s):// URL, got {!r}".format(url))
-  if source == "gsutil" and scheme != "gs":
-    raise ValueError("`source` gsutil needs a gs:// URL, got {!r}".format(url))
-  if source == "gsutil" and not shutil.which("gsutil"):
-    raise ValueError("`source` gsutil: no gsutil on PATH")
+  if source == "gsutil" and scheme not in ("gs", "file"):
+    raise ValueError("`source` gsutil needs a gs:// or file:// URL, got {!r}".format(url))
+  if source == "gsutil" and not find_gsutil():
+    raise ValueError("`source` gsutil: no gsutil beside {} or on PATH".format(
+        sys.executable))
   return source
 
 
@@ -351,6 +414,9 @@ class ResumableStream:
         return b""
       try:
         data = self._f.read(size)
+      except _PermanentError:
+        self._close_current()
+        raise
       except _RETRYABLE as e:
         self._fail(e)
         continue

@@ -5,6 +5,7 @@ import os
 import stat
 import sys
 import textwrap
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -219,6 +220,136 @@ class LocalAndGsutilTest(absltest.TestCase):
     self.assertEqual(calls, ["-q cat gs://bucket/blob", "-q cat -r 1000- gs://bucket/blob"])
 
 
+def _gsutil_environment(home):
+  """gsutil with no user configuration: an empty HOME, no boto file."""
+  return mock.patch.dict(os.environ, {"HOME": home, "BOTO_CONFIG": os.devnull})
+
+
+class _CutOnce:
+  """An opener whose first connection fails with an OSError after `cut` bytes."""
+
+  def __init__(self, opener, cut):
+    self._opener = opener
+    self._cut = cut
+    self.offsets = []
+
+  def __call__(self, offset):
+    self.offsets.append(offset)
+    opened = self._opener(offset)
+    if len(self.offsets) > 1:
+      return opened
+    inner, left = opened.fileobj, [self._cut]
+
+    class _Cut:
+
+      def read(self, size=-1):
+        if not left[0]:
+          raise OSError("connection reset (test)")
+        data = inner.read(min(size, left[0]) if size and size > 0 else left[0])
+        left[0] -= len(data)
+        return data
+
+      def close(self):
+        inner.close()
+
+    opened.fileobj = _Cut()
+    return opened
+
+
+class RealGsutilTest(absltest.TestCase):
+  """The gsutil installed with the project (requirements.txt), on file:// URLs.
+
+  gsutil's `cat` refuses file:// URLs, so the opener reads them with
+  `gsutil cp URL -`; nothing here needs a network or credentials. Each gsutil
+  call takes about a second to start.
+  """
+
+  def setUp(self):
+    super().setUp()
+    self.gsutil = byte_stream.find_gsutil()
+    if self.gsutil is None:
+      if "TEST_SRCDIR" in os.environ:
+        self.fail("no gsutil beside {} or on PATH, though requirements.txt installs "
+                  "it into the virtualenv".format(sys.executable))
+      self.skipTest("gsutil is not installed")
+    folder = self.create_tempdir().full_path
+    self.enter_context(_gsutil_environment(self.create_tempdir().full_path))
+    self.data = _payload(300_000, seed=4)
+    self.path = os.path.join(folder, "blob.tar.gz")
+    with open(self.path, "wb") as f:
+      f.write(self.data)
+    self.url = "file://" + self.path
+    self.sleep = _FakeSleep()
+
+  def test_it_is_the_virtualenvs_under_bazel(self):
+    if "TEST_SRCDIR" not in os.environ:
+      self.skipTest("not run by `bazel test`")
+    self.assertEqual(self.gsutil,
+                     os.path.join(os.path.dirname(sys.executable), "gsutil"))
+    self.assertEqual(byte_stream.resolve_source("gs://bucket/x.tar.gz"), "gsutil")
+
+  def test_reads_whole_and_from_an_offset(self):
+    self.assertEqual(byte_stream.resolve_source(self.url, "gsutil"), "gsutil")
+    opener = byte_stream.make_opener(self.url, "gsutil")
+    with byte_stream.ResumableStream(opener, name=self.url, sleep=self.sleep) as stream:
+      reader = byte_stream.HashingReader(stream)
+      reader.drain(chunk_size=65536)
+    self.assertEqual(reader.hexdigest(), hashlib.md5(self.data).hexdigest())
+    self.assertEqual(reader.bytes_read, len(self.data))
+    with byte_stream.ResumableStream(opener, start=123_457, name=self.url,
+                                     sleep=self.sleep) as stream:
+      self.assertEqual(stream.read(), self.data[123_457:])
+      self.assertEqual(stream.offset, len(self.data))
+    self.assertEqual(self.sleep.waits, [])
+
+  def test_dropped_read_resumes_at_its_offset(self):
+    opener = _CutOnce(byte_stream.gsutil_opener(self.url), cut=100_003)
+    with byte_stream.ResumableStream(opener, name=self.url, sleep=self.sleep,
+                                     backoff_s=0.5) as stream:
+      self.assertEqual(stream.read(), self.data)
+      self.assertEqual(stream.reconnections, 1)
+    self.assertEqual(opener.offsets, [0, 100_003])
+    self.assertEqual(self.sleep.waits, [0.5])
+
+  def test_missing_object_fails_without_retrying(self):
+    url = self.url + ".missing"
+    with byte_stream.ResumableStream(byte_stream.gsutil_opener(url), name=url,
+                                     sleep=self.sleep) as stream:
+      with self.assertRaisesRegex(byte_stream.FetchError, "No URLs matched"):
+        stream.read()
+    self.assertEqual(self.sleep.waits, [])
+
+
+class FindGsutilTest(absltest.TestCase):
+
+  def _executable(self, folder, name):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+      f.write("#!/bin/sh\n")
+    os.chmod(path, 0o755)
+    return path
+
+  def test_beside_the_interpreter_comes_before_path(self):
+    venv_bin = self.create_tempdir().full_path
+    on_path = self.create_tempdir().full_path
+    python = self._executable(venv_bin, "python3")
+    self._executable(on_path, "gsutil")
+    with mock.patch.object(sys, "executable", python), \
+        mock.patch.dict(os.environ, {"PATH": on_path}):
+      self.assertEqual(byte_stream.find_gsutil(), os.path.join(on_path, "gsutil"))
+      beside = self._executable(venv_bin, "gsutil")
+      self.assertEqual(byte_stream.find_gsutil(), beside)
+
+  def test_none_anywhere(self):
+    venv_bin = self.create_tempdir().full_path
+    with mock.patch.object(sys, "executable", self._executable(venv_bin, "python3")), \
+        mock.patch.dict(os.environ, {"PATH": self.create_tempdir().full_path}):
+      self.assertIsNone(byte_stream.find_gsutil())
+      self.assertEqual(byte_stream.resolve_source("gs://b/x"), "gfile")
+      with self.assertRaisesRegex(ValueError, "no gsutil beside"):
+        byte_stream.resolve_source("gs://b/x", "gsutil")
+
+
 class ResolveSourceTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
@@ -232,8 +363,7 @@ class ResolveSourceTest(parameterized.TestCase):
     self.assertEqual(byte_stream.resolve_source(url, source), expected)
 
   def test_gs_auto_depends_on_gsutil(self):
-    import shutil  # pylint: disable=g-import-not-at-top
-    expected = "gsutil" if shutil.which("gsutil") else "gfile"
+    expected = "gsutil" if byte_stream.find_gsutil() else "gfile"
     self.assertEqual(byte_stream.resolve_source("gs://b/x", "auto"), expected)
 
   def test_mismatches(self):
@@ -241,8 +371,10 @@ class ResolveSourceTest(parameterized.TestCase):
       byte_stream.resolve_source("http://x", "ftp")
     with self.assertRaisesRegex(ValueError, "needs an http"):
       byte_stream.resolve_source("gs://b/x", "http")
-    with self.assertRaisesRegex(ValueError, "needs a gs://"):
+    with self.assertRaisesRegex(ValueError, "needs a gs:// or file://"):
       byte_stream.resolve_source("http://x", "gsutil")
+    with self.assertRaisesRegex(ValueError, "needs a gs:// or file://"):
+      byte_stream.resolve_source("/tmp/x.tar.gz", "gsutil")
 
 
 class HashingReaderTest(absltest.TestCase):

@@ -6,6 +6,13 @@ project's Python dependencies itself. Bazel re-runs this rule (rebuilding the
 environment) whenever requirements.txt, this file, or one of the environment
 variables in `environ` changes; otherwise the environment is reused as is.
 
+TensorFlow: requirements.txt pins `tensorflow-cpu==X`, which is installed by
+default. With `HELDOUT_GPU=1` in the environment of the `bazel` command, the
+rule installs `tensorflow[and-cuda]==X` (same version, CUDA libraries from
+PyPI) instead; select_requirements.py makes that choice, writes the effective
+requirements to `requirements.effective.txt` in the repository, and pip
+installs those. Changing HELDOUT_GPU rebuilds the environment.
+
 pip runs as it would from the shell, so the machine's pip configuration
 (/etc/pip.conf, /etc/xdg/pip, PIP_* variables, proxies, local wheel folders)
 is honoured.
@@ -65,6 +72,19 @@ def _python_venv_impl(ctx):
         fail("python_venv: {} cannot create virtualenvs (no venv/ensurepip module); ".format(real) +
              "on Debian/Ubuntu: apt-get install python3-venv")
 
+    gpu_switch = ctx.os.environ.get("HELDOUT_GPU")
+    ctx.report_progress("selecting requirements (HELDOUT_GPU={})".format(gpu_switch or ""))
+    selected = ctx.path("requirements.effective.txt")
+    select_args = [real, ctx.path(ctx.attr._select_requirements), requirements, selected]
+    if gpu_switch != None:
+        select_args.append(gpu_switch)
+    selection = ctx.execute(select_args, quiet = True)
+    if selection.return_code != 0:
+        fail("python_venv: cannot select the requirements to install:\n{}{}".format(
+            selection.stderr,
+            selection.stdout,
+        ))
+
     ctx.report_progress("creating virtualenv")
     _run(ctx, [real, "-m", "venv", "--clear", "venv"], "creating the virtualenv")
     venv_python = ctx.path("venv/bin/python3")
@@ -72,8 +92,12 @@ def _python_venv_impl(ctx):
     ctx.report_progress("pip install -r requirements.txt (first build only; several minutes)")
     _run(
         ctx,
-        [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "-r", requirements],
-        "pip install -r {}".format(requirements),
+        [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "-r", selected],
+        "pip install -r {} ({}: requirements.txt for HELDOUT_GPU={})".format(
+            selected,
+            selection.stdout.strip(),
+            gpu_switch or "",
+        ),
         quiet = False,
     )
     lock = _run(ctx, [venv_python, "-m", "pip", "freeze"], "pip freeze").stdout
@@ -89,8 +113,13 @@ python_venv = repository_rule(
     attrs = {
         "requirements": attr.label(allow_single_file = True, mandatory = True),
         "python": attr.string(default = "python3"),
+        "_select_requirements": attr.label(
+            default = Label("//third_party/python:select_requirements.py"),
+            allow_single_file = True,
+        ),
     },
     environ = [
+        "HELDOUT_GPU",
         "HELDOUT_PYTHON",
         "PIP_CONFIG_FILE",
         "PIP_INDEX_URL",
