@@ -46,6 +46,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from heldout import onednn
+
 _RUNS = flags.DEFINE_integer("runs", 2000, "Number of heldout runs R.")
 _TRAIN = flags.DEFINE_integer("train", 60000, "Training set size.")
 _TEST = flags.DEFINE_integer("test", 10000, "Test set size.")
@@ -306,7 +308,8 @@ def _run_variant(variant, data_path, result_path, top_k, memory_budget_bytes,
     peak_dtype = "bfloat16" if path == "bfloat16" else "float32"
     float32_peak = matmul_peak_flops("float32")
     details = dict(
-        path=path, cpu_features=" ".join(sorted(
+        path=influence_estimator.describe_matmul_path(path),
+        cpu_features=" ".join(sorted(
             f for f in influence_estimator.cpu_flags()
             if f.startswith(("avx512_bf16", "avx512_vnni", "amx", "avx_vnni"))
             or f in ("avx2", "avx512f"))) or "none listed",
@@ -335,8 +338,12 @@ def _spawn(variant, data_path, result_path, top_k, memory_budget_mb,
              "--top_k={}".format(top_k),
              "--memory_budget_mb={}".format(memory_budget_mb),
              "--matmul_dtype=" + matmul_dtype]
+  env = dict(os.environ)
+  if variant == "ours":
+    # As //heldout:estimate does (upstream never loads TensorFlow).
+    onednn.prefer_onednn(env)
   started = time.perf_counter()
-  child = subprocess.Popen(command, stdout=subprocess.PIPE)
+  child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
   stdout = child.stdout.read()
   child.stdout.close()
   _, status, usage = os.wait4(child.pid, 0)

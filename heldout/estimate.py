@@ -30,6 +30,12 @@ existing output made with other arguments is kept unless --overwrite. Relative
 paths are taken from the directory `bazel run` was started in.
 """
 
+# Before the imports below load TensorFlow (see heldout/onednn.py).
+from heldout import onednn
+
+onednn.prefer_onednn()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import time
 
 from absl import flags
@@ -81,8 +87,10 @@ def main(argv):
   if estimates.influence is None:
     print("influence: not computed")
   else:
-    print("influence: {} {}".format(
-        args.influence, "x".join(str(d) for d in estimates.influence.values.shape)))
+    print("influence: {} {} ({})".format(
+        args.influence,
+        "x".join(str(d) for d in estimates.influence.values.shape),
+        influence_estimator.describe_matmul_path()))
   print("wrote {}".format(output))
   print("wrote {}".format(csv_path))
   print("done in {:.1f} s".format(time.time() - started))

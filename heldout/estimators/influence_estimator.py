@@ -167,6 +167,21 @@ def resolve_matmul_dtype(matmul_dtype="auto"):
   return "packed_float32"
 
 
+def describe_matmul_path(matmul_dtype="auto"):
+  """One line saying which matmul path and kernels run, e.g.
+  "packed_float32 matmuls, oneDNN kernels"."""
+  path = resolve_matmul_dtype(matmul_dtype)
+  if tf.config.list_logical_devices("GPU"):
+    return "{} matmuls on GPU".format(path)
+  try:
+    # pylint: disable=g-import-not-at-top
+    from tensorflow.python.util import _pywrap_util_port
+    kernels = "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
+  except (ImportError, AttributeError):
+    kernels = "TensorFlow's default"
+  return "{} matmuls, {} kernels".format(path, kernels)
+
+
 def _bytes_per_train_example(num_runs, num_test, matmul_dtype):
   runs = max(1, num_runs)
   if matmul_dtype == "float32":

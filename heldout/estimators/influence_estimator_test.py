@@ -155,6 +155,11 @@ class InfluenceDenseTest(parameterized.TestCase):
           _assert_same(self, getattr(got, name), getattr(ref, name))
       _assert_same(self, top.indices, ref_top.indices)
 
+  def test_describe_matmul_path(self):
+    self.assertRegex(
+        influence_estimator.describe_matmul_path("float32"),
+        r"^float32 matmuls(, (oneDNN|Eigen|TensorFlow's default) kernels| on GPU)$")
+
   def test_resolve_matmul_dtype(self):
     auto = influence_estimator.resolve_matmul_dtype("auto")
     if tf.config.list_logical_devices("GPU"):
