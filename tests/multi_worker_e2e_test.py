@@ -135,6 +135,8 @@ class MultiWorkerE2eTest(absltest.TestCase):
       want = _checkpoint(layout.run_dir(single, 0.7, run_id))
       got = _checkpoint(layout.run_dir(chief, 0.7, run_id))
       self.assertEqual(sorted(got), sorted(want))
+      logging.info("run %d: largest weight difference %.3g", run_id, max(
+          np.max(np.abs(got[k] - v), initial=0) for k, v in want.items()))
       for key, value in want.items():
         # Two workers each sum half the batch's gradients and all-reduce the
         # halves; one process sums the whole batch in another order. float32
