@@ -351,10 +351,10 @@ class Trainer:
     """
     parts = multi_worker.allgather_workers(
         self.strategy, [index, loss, correct, sizes])
+    offsets = [np.concatenate([[0], np.cumsum(p[3])]) for p in parts]
     out = []
     for k in range(3):
       steps = []
-      offsets = [np.concatenate([[0], np.cumsum(p[3])]) for p in parts]
       for s in range(len(sizes)):
         steps.extend(p[k][o[s]:o[s + 1]] for p, o in zip(parts, offsets))
       out.append(np.concatenate(steps))

@@ -31,8 +31,9 @@ def _strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     # TF's own tests' way to give a one-worker strategy several CPU devices
     # (without it, it takes one CPU).
-    _STRATEGY.append(multi_worker.MultiWorkerReplicator._from_local_devices(  # pylint: disable=protected-access
-        devices))
+    replicator = multi_worker.MultiWorkerReplicator
+    _STRATEGY.append(
+        replicator._from_local_devices(devices))  # pylint: disable=protected-access
   return _STRATEGY[0]
 
 
