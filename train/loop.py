@@ -311,7 +311,8 @@ class Trainer:
       # process's replicas in replica order restores the global order (one
       # process) or this worker's contiguous part of it (several workers;
       # `_gather_workers` completes it after the epoch: a collective inside
-      # the loop would not be ordered across iterations).
+      # the loop keeps one instance key for every step, and TF refuses it a
+      # different shape, as an uneven last batch would give it).
       return tf.concat(strategy.experimental_local_results(value), axis=0)
 
     def train_epoch(iterator):
