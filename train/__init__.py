@@ -3,12 +3,14 @@
 Modules: `subsets` (what a run trains on, from its id), `optim` (schedules
 and the update rule), `loop` (one model under a tf.distribute strategy),
 `heldout_training` (runs in the released layout, resumable), `batched` (K
-small models at once), `configs` (recipes per dataset).
+small models at once), `configs` (recipes per dataset), `multi_worker` (one
+model across worker processes, from `TF_CONFIG`).
 """
 
 from train import configs
 from train import subsets
 from train import optim
+from train import multi_worker
 from train import loop
 from train import heldout_training
 from train import batched
@@ -20,10 +22,12 @@ from train.heldout_training import train_heldout
 from train.loop import Callback
 from train.loop import Trainer
 from train.loop import make_strategy
+from train.multi_worker import MultiWorkerReplicator
 
 __all__ = [
     "BatchedTrainer",
     "Callback",
+    "MultiWorkerReplicator",
     "TrainConfig",
     "Trainer",
     "batched",
@@ -32,6 +36,7 @@ __all__ = [
     "heldout_training",
     "loop",
     "make_strategy",
+    "multi_worker",
     "optim",
     "subsets",
     "train_heldout",

@@ -12,6 +12,16 @@ arguments: finished runs are skipped and unfinished ones continue. See
 paths (`--output_dir`, `npz:<path>`, `--data_dir`) are taken from the
 directory `bazel run` was started in; URLs are used as they are. A user error
 prints one line `error: ...` and exits 1; runs finished before it are kept.
+
+One model across several processes: start one process per worker, each with
+the same flags and a `TF_CONFIG` naming every worker and its own task:
+
+    TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:12345", "127.0.0.1:12346"]},
+      "task": {"type": "worker", "index": 0}}' bazel run //train:heldout -- ...
+
+(index 1 in the second shell). When `TF_CONFIG` names more than one worker
+the job trains under `train.multi_worker.MultiWorkerReplicator`; only the
+chief (worker 0) writes `--output_dir`.
 """
 
 from absl import flags
@@ -23,6 +33,8 @@ from heldout.data import registry as data_registry
 from train import batched
 from train import configs
 from train import heldout_training as heldout
+from train import loop
+from train import multi_worker
 from train import subsets
 
 _DATASET = flags.DEFINE_string(
@@ -74,6 +86,23 @@ def main(argv):
   if _BATCHED_K.value and config.arch not in batched.SUPPORTED_ARCHS:
     raise ValueError("`batched_k` needs arch in {}, got {!r}".format(
         list(batched.SUPPORTED_ARCHS), config.arch))
+  tf_config = multi_worker.parse_tf_config()
+  strategy = None
+  if multi_worker.is_multi_worker_environment(tf_config):
+    if _BATCHED_K.value:
+      raise ValueError("`batched_k` trains in one process; unset TF_CONFIG "
+                       "(it names {} workers) or drop --batched_k".format(
+                           multi_worker.num_training_tasks(tf_config)))
+    # Before any other TensorFlow op: it starts this worker's server.
+    strategy = loop.make_strategy()
+    logging.info(
+        "multi-worker training (TF_CONFIG): task %s:%s of %d, %d replicas in "
+        "sync; %s", tf_config["task"].get("type"),
+        tf_config["task"].get("index"),
+        multi_worker.num_training_tasks(tf_config),
+        strategy.num_replicas_in_sync,
+        "the chief, writes the runs" if multi_worker.is_chief(strategy)
+        else "not the chief, writes nothing")
   dataset = data_registry.load_dataset(
       cli.resolve_dataset_name(_DATASET.value),
       data_dir=cli.resolve_path(_DATA_DIR.value))
@@ -86,7 +115,7 @@ def main(argv):
         config, k=_BATCHED_K.value, progress=_PROGRESS.value)
   else:
     results = heldout.train_heldout(dataset, config, _SUBSET_RATIO.value,
-                                    run_ids, output_dir,
+                                    run_ids, output_dir, strategy=strategy,
                                     progress=_PROGRESS.value)
   counts = {}
   for r in results:

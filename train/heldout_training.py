@@ -24,6 +24,13 @@ a later job with other arguments into the same folder is refused.
 Several machines share the work without a coordinator: give each a disjoint
 `run_ids` range, or the same range with `num_workers`/`worker_index` (run r
 goes to worker r % num_workers; `subsets.select_runs`).
+
+Several processes can also train each model together (a multi-worker
+strategy, `train.multi_worker`): then only the chief reads and writes
+`output_dir` (arguments, progress, finished runs); it decides which runs are
+pending and what to resume from, and the other workers take its decisions
+and its restored state by broadcast, so they never touch `output_dir` and
+need no shared filesystem (only the chief's folder counts).
 """
 
 import dataclasses
@@ -44,6 +51,7 @@ from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 from train import loop
+from train import multi_worker
 from train import subsets
 
 ARGS_FILENAME = "heldout_training.json"
@@ -212,30 +220,38 @@ def _check_local(output_dir):
 
 def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
               output_dir, callbacks: Sequence[loop.Callback] = ()) -> RunResult:
-  """Trains (or continues) and publishes one run with `trainer`."""
+  """Trains (or continues) and publishes one run with `trainer`.
+
+  Across several workers every worker calls it; only the chief reads and
+  writes `output_dir`, the others start from the chief's state.
+  """
   config = trainer.config
   started = time.time()
+  chief = multi_worker.is_chief(trainer.strategy)
   final = layout.run_dir(output_dir, subset_ratio, run_id)
   tmp = tmp_run_dir(output_dir, subset_ratio, run_id)
   seed = subsets.run_seed(subset_ratio, run_id)
   subset = subsets.draw_subset(len(dataset.train), subset_ratio, run_id)
   trainer.reset(seed)
-  progress = trainer.progress_checkpoint()
-  manager = tf.train.CheckpointManager(
-      progress, os.path.join(tmp, PROGRESS_DIRNAME), max_to_keep=1)
-  status = "trained"
-  if manager.latest_checkpoint:
-    progress.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    status = "resumed"
-    logging.info("run %d: resuming at epoch %d from %s", run_id,
-                 int(trainer.epoch.numpy()), manager.latest_checkpoint)
-  else:
-    os.makedirs(tmp, exist_ok=True)
+  manager = None
+  if chief:
+    progress = trainer.progress_checkpoint()
+    manager = tf.train.CheckpointManager(
+        progress, os.path.join(tmp, PROGRESS_DIRNAME), max_to_keep=1)
+    if manager.latest_checkpoint:
+      progress.restore(
+          manager.latest_checkpoint).assert_existing_objects_matched()
+      logging.info("run %d: resuming at epoch %d from %s", run_id,
+                   int(trainer.epoch.numpy()), manager.latest_checkpoint)
+    else:
+      os.makedirs(tmp, exist_ok=True)
+  trainer.sync_from_chief()
+  status = "resumed" if int(trainer.epoch.numpy()) > 0 else "trained"
 
   last_save = [time.time()]
 
   def save_progress(epochs_done):
-    if (epochs_done < config.epochs and
+    if (manager is not None and epochs_done < config.epochs and
         time.time() - last_save[0] >= config.checkpoint_every_seconds):
       manager.save(checkpoint_number=epochs_done)
       last_save[0] = time.time()
@@ -243,8 +259,9 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
   trainer.fit(dataset.train, subset, seed, callbacks=callbacks,
               epoch_end_fn=save_progress)
   arrays = evaluate_run(trainer.evaluate, dataset, subset)
-  publish_run(tmp, final, trainer.final_checkpoint(), config.epochs, arrays,
-              len(dataset.train), len(dataset.test))
+  if chief:
+    publish_run(tmp, final, trainer.final_checkpoint(), config.epochs, arrays,
+                len(dataset.train), len(dataset.test))
   accuracy = {split: float(np.mean(arrays["correctness_" + split]))
               for split in aux_lib.SPLITS}
   return RunResult(run_id=run_id, status=status, path=final,
@@ -274,6 +291,8 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
     run_ids: the run ids this job is responsible for.
     output_dir: experiment folder (local).
     strategy: `tf.distribute` strategy (`loop.make_strategy()` if None).
+      Across several workers every worker calls this with the same
+      arguments; only the chief reads and writes `output_dir`.
     progress: show a tqdm bar (runs done, ETA); absl logging either way.
     callbacks: `loop.Callback`s passed to every run's training.
     model_fn: builds the model (from `config.arch` if None).
@@ -287,9 +306,18 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
   """
   _check_local(output_dir)
   layout.ratio_dirname(subset_ratio)
-  check_or_write_arguments(output_dir, job_arguments(dataset, config))
+  strategy = strategy or loop.make_strategy()
   run_ids = [int(r) for r in run_ids]
-  pending = set(pending_runs(output_dir, subset_ratio, run_ids))
+  if multi_worker.is_chief(strategy):
+    check_or_write_arguments(output_dir, job_arguments(dataset, config))
+    pending = set(pending_runs(output_dir, subset_ratio, run_ids))
+  else:
+    pending = set()
+  if multi_worker.is_multi_worker(strategy):
+    # The chief's decision, so that every worker trains the same runs.
+    is_pending, = multi_worker.broadcast_from_chief(
+        strategy, [np.array([r in pending for r in run_ids], np.int32)])
+    pending = {r for r, p in zip(run_ids, is_pending) if p}
   results = []
   logging.info("heldout training %s/%s ratio %s: %d runs asked, %d to train",
                dataset.name, config.arch, layout.ratio_dirname(subset_ratio),

@@ -15,6 +15,14 @@ gradients are summed across replicas, so the update equals the single-device
 update on the same global batch (for models without batch norm, exactly;
 batch norm normalizes by per-replica statistics).
 
+Several worker processes (a cluster's `TF_CONFIG` naming more than one
+worker): `train.multi_worker.MultiWorkerReplicator`, the same replica-local
+variables over `tf.distribute.MultiWorkerMirroredStrategy`. Each worker runs
+its own input pipeline, which yields only its local replicas' slices of each
+global batch, so the data do not depend on how many workers there are; the
+per-example outputs are gathered from every replica, so every worker's
+callbacks see the whole global batch in order.
+
 Input: `distribute_datasets_from_function` yields per-replica
 `{"index", "image", "label"}` batches (from in-memory arrays, orders read
 from variables so one pipeline serves run after run); each epoch is one
@@ -41,6 +49,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from heldout.data import augment as augment_lib
+from train import multi_worker
 from train import optim
 from train import subsets
 
@@ -74,12 +83,16 @@ def make_strategy(devices: Optional[Sequence[str]] = None):
 
   Args:
     devices: explicit devices (e.g. two logical CPUs in a test); if None,
+      the multi-worker strategy when `TF_CONFIG` names several workers, else
       every GPU when there are several, else the default strategy.
 
   Returns:
+    `train.multi_worker.MultiWorkerReplicator` across workers,
     `snt.distribute.Replicator` over several devices, or the default
     strategy.
   """
+  if devices is None and multi_worker.is_multi_worker_environment():
+    return multi_worker.make_strategy()
   if devices is None:
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -93,6 +106,13 @@ def make_strategy(devices: Optional[Sequence[str]] = None):
 
 
 def _check_strategy(strategy):
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+      not isinstance(strategy, multi_worker.MultiWorkerReplicator)):
+    raise ValueError(
+        "`strategy`: a plain MultiWorkerMirroredStrategy mirrors variables "
+        "that Sonnet modules cannot update per replica; use "
+        "train.multi_worker.MultiWorkerReplicator (replica-local variables), "
+        "e.g. train.multi_worker.make_strategy()")
   if isinstance(strategy, tf.distribute.MirroredStrategy) and not isinstance(
       strategy, snt.distribute.Replicator):
     raise ValueError(
@@ -116,7 +136,8 @@ class Trainer:
       strategy: a `tf.distribute` strategy (`make_strategy()` if None).
 
     Raises:
-      ValueError: for a plain (non-Sonnet) MirroredStrategy.
+      ValueError: for a plain (non-Sonnet) MirroredStrategy or
+        MultiWorkerMirroredStrategy.
     """
     self.config = config
     self.image_shape = tuple(int(d) for d in image_shape)
@@ -163,6 +184,21 @@ class Trainer:
     self.epoch.assign(0)
     self.global_step.assign(0)
 
+  def sync_from_chief(self):
+    """Sets the model, optimizer state and counters to the chief's.
+
+    For several workers, after the chief alone restored a progress
+    checkpoint; every worker must call it (a collective). Nothing to do in
+    one process.
+    """
+    if not multi_worker.is_multi_worker(self.strategy):
+      return
+    variables = (list(self.model.variables) + list(self._accumulators) +
+                 [self.epoch, self.global_step])
+    values = multi_worker.broadcast_from_chief(self.strategy, variables)
+    for v, value in zip(variables, values):
+      v.assign(value)
+
   def final_checkpoint(self) -> tf.train.Checkpoint:
     """`tf.train.Checkpoint(model, epoch, global_step)`, as the released runs."""
     return tf.train.Checkpoint(model=self.model, epoch=self.epoch,
@@ -207,7 +243,9 @@ class Trainer:
     it, and its traced functions, with new values. Element i is replica
     i % R's share of global step i // R: the global batch's positions (and
     augmentation draws) are computed whole, then sliced, so the data do not
-    depend on the number of replicas.
+    depend on the number of replicas. With several workers, each worker's
+    pipeline yields its L local replicas' shares only (replicas
+    worker * L ... worker * L + L - 1, the strategy's numbering).
     """
     # The split itself is kept in the key: holding it keeps its id unique.
     key = (split, n, start_epoch, epochs)
@@ -227,9 +265,9 @@ class Trainer:
       ids = tf.constant(split.index)
     orders, aug_seed = self._orders, self._aug_seed
 
-    def replica_batch(i):
-      step = i // replicas
-      replica = i % replicas
+    def replica_batch(i, local_replicas, first_replica):
+      step = i // local_replicas
+      replica = first_replica + i % local_replicas
       epoch, s = step // steps, step % steps
       begin = s * batch_size
       pos = orders[epoch, begin:tf.minimum(begin + batch_size, n)]
@@ -246,11 +284,15 @@ class Trainer:
               "label": tf.gather(labels, pos[lo:hi])}
 
     def dataset_fn(input_context):
-      del input_context  # one input pipeline; elements go round-robin
-      ds = tf.data.Dataset.range(start_epoch * steps * replicas,
-                                 epochs * steps * replicas)
-      return ds.map(replica_batch, num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True).prefetch(2 * replicas)
+      # One pipeline per worker; its elements go round-robin to the
+      # worker's local replicas.
+      local = replicas // input_context.num_input_pipelines
+      first = input_context.input_pipeline_id * local
+      ds = tf.data.Dataset.range(start_epoch * steps * local,
+                                 epochs * steps * local)
+      return ds.map(lambda i: replica_batch(i, local, first),
+                    num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True).prefetch(2 * local)
 
     self._dist = self.strategy.distribute_datasets_from_function(dataset_fn)
     self._pipeline_key = key
@@ -265,8 +307,12 @@ class Trainer:
     config = self.config
 
     def concat_replicas(value):
-      # Replica r holds slice r of the global batch: concatenating them in
-      # replica order restores the global order (no collective needed).
+      # Replica r holds slice r of the global batch: concatenating this
+      # process's replicas in replica order restores the global order (one
+      # process) or this worker's contiguous part of it (several workers;
+      # `_gather_workers` completes it after the epoch: a collective inside
+      # the loop keeps one instance key for every step, and TF refuses it a
+      # different shape, as an uneven last batch would give it).
       return tf.concat(strategy.experimental_local_results(value), axis=0)
 
     def train_epoch(iterator):
@@ -275,18 +321,45 @@ class Trainer:
                             infer_shape=False)
       correct = tf.TensorArray(tf.int32, size=steps_per_epoch,
                                infer_shape=False)
+      sizes = tf.TensorArray(tf.int32, size=steps_per_epoch)
       for s in tf.range(steps_per_epoch):
         lr = optim.learning_rate(self.global_step, steps_per_epoch, config)
         out = strategy.run(self._replica_step, args=(next(iterator), lr))
         self.global_step.assign_add(1)
-        index = index.write(s, concat_replicas(out["index"]))
+        step_index = concat_replicas(out["index"])
+        index = index.write(s, step_index)
         loss = loss.write(s, concat_replicas(out["loss"]))
         correct = correct.write(s, concat_replicas(out["correct"]))
-      return index.concat(), loss.concat(), correct.concat()
+        sizes = sizes.write(s, tf.shape(step_index)[0])
+      return index.concat(), loss.concat(), correct.concat(), sizes.stack()
 
     self._compiled_epoch = tf.function(train_epoch)
     self._epoch_fn_key = key
     return self._compiled_epoch
+
+  def _gather_workers(self, index, loss, correct, sizes):
+    """The epoch's global batches from every worker's parts, in order.
+
+    Args:
+      index, loss, correct: this worker's parts of the epoch's steps,
+        concatenated ([m] each).
+      sizes: [steps] int, this worker's examples in each step.
+
+    Returns:
+      (index, loss, correct) of whole global batches, step after step, each
+      batch in replica order (worker-major, as the strategy numbers
+      replicas).
+    """
+    parts = multi_worker.allgather_workers(
+        self.strategy, [index, loss, correct, sizes])
+    offsets = [np.concatenate([[0], np.cumsum(p[3])]) for p in parts]
+    out = []
+    for k in range(3):
+      steps = []
+      for s in range(len(sizes)):
+        steps.extend(p[k][o[s]:o[s + 1]] for p, o in zip(parts, offsets))
+      out.append(np.concatenate(steps))
+    return tuple(out)
 
   def fit(self, split, subset_ids, seed: int, epochs: Optional[int] = None,
           callbacks: Sequence[Callback] = (),
@@ -330,12 +403,15 @@ class Trainer:
     history = []
     started = time.time()
     for epoch in range(start_epoch, epochs):
-      index, loss, correct = train_epoch(iterator)
+      index, loss, correct, sizes = (
+          t.numpy() for t in train_epoch(iterator))
       self.epoch.assign(epoch + 1)
-      loss = loss.numpy()
+      if multi_worker.is_multi_worker(self.strategy):
+        index, loss, correct = self._gather_workers(index, loss, correct,
+                                                    sizes)
       history.append((epoch, float(loss.mean())))
       if callbacks:
-        index, correct = index.numpy(), correct.numpy().astype(bool)
+        correct = correct.astype(bool)
         first_step = int(self.global_step.numpy()) - steps_per_epoch
         for s in range(steps_per_epoch):
           part = slice(s * batch_size, (s + 1) * batch_size)
