@@ -8,11 +8,18 @@ file systems; on object stores it is the best they offer).
 """
 
 import contextlib
+import errno
 import json
 import os
 import uuid
 
 import numpy as np
+
+
+# What a file system says when it refuses a write; reported naming the
+# destination (the temporary name would mean nothing to the user).
+_WRITE_ERRNOS = frozenset((errno.ENOSPC, errno.EROFS, errno.EFBIG,
+                           errno.EDQUOT, errno.EACCES, errno.EPERM))
 
 
 def _is_local(path):
@@ -36,26 +43,39 @@ def atomic_open(path, mode="wb"):
   Yields:
     A writable file object. If the block raises, the temporary file is removed
     and `path` is left untouched.
+
+  Raises:
+    OSError: of the same type and errno, naming `path`, when the local file
+      system refuses the write (read-only, full, file too large, no
+      permission): "<path>: cannot write it (No space left on device)".
   """
   if mode not in ("wb", "w"):
     raise ValueError("`mode` must be 'wb' or 'w', got {!r}".format(mode))
   path = str(path)
   tmp = _tmp_name(path)
   if _is_local(path):
-    parent = os.path.dirname(path)
-    if parent:
-      os.makedirs(parent, exist_ok=True)
-    f = open(tmp, mode)
+    f = None
     try:
+      parent = os.path.dirname(path)
+      if parent:
+        os.makedirs(parent, exist_ok=True)
+      f = open(tmp, mode)
       yield f
       f.flush()
       os.fsync(f.fileno())
       f.close()
       os.replace(tmp, path)
-    except BaseException:
-      f.close()
+    except BaseException as e:
+      if f is not None:
+        try:
+          f.close()
+        except OSError:
+          pass  # Buffered bytes that cannot be written: removed below.
       if os.path.exists(tmp):
         os.remove(tmp)
+      if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+        raise type(e)(e.errno, "{}: cannot write it ({})".format(
+            path, e.strerror or e)) from None
       raise
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
