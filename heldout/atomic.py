@@ -75,7 +75,7 @@ def atomic_open(path, mode="wb"):
         os.remove(tmp)
       if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
         raise type(e)(e.errno, "{}: cannot write it ({})".format(
-            path, e.strerror or e)) from None
+            path, os.strerror(e.errno))) from None
       raise
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -412,10 +412,15 @@ def save_estimates(estimates, npz_path, args):
     _rename(staged_csv, csv_path)
     csv_in_place = True
     _rename(staged_npz, npz_path)
-  except BaseException:
+  except BaseException as e:
     _remove_if_present(staged_npz)
     _remove_if_present(staged_csv)
     if csv_in_place:
       _remove_if_present(csv_path)
+    if isinstance(e, OSError) and e.errno is not None:
+      # Named after the files the user asked for, not the staged names.
+      raise type(e)(e.errno, "{} and {}: cannot write them ({}){}".format(
+          npz_path, os.path.basename(csv_path), os.strerror(e.errno),
+          "" if csv_in_place else "; the files there are unchanged")) from None
     raise
   return csv_path
