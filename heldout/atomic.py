@@ -125,3 +125,59 @@ def write_npz(path, compressed=False, **arrays):
   save = np.savez_compressed if compressed else np.savez
   with atomic_open(path, "wb") as f:
     save(f, **arrays)
+
+
+def _replace(source, destination):
+  if _is_local(destination):
+    os.replace(source, destination)
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.rename(source, destination, overwrite=True)
+
+
+def _remove_quietly(path):
+  try:
+    if _is_local(path):
+      if os.path.lexists(path):
+        os.remove(path)
+    else:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+  except OSError:
+    pass
+
+
+def write_files(contents):
+  """Writes several files as a set: all complete before any is replaced.
+
+  Each file is first written in full under a temporary name beside it; only
+  when all are written are they renamed over their destinations. A failure
+  while writing (a full or read-only disk) leaves every destination as it
+  was.
+
+  Args:
+    contents: destination path -> bytes.
+
+  Raises:
+    OSError: naming the destination that could not be written (see
+      `atomic_open`).
+  """
+  staged = {}
+  try:
+    for path, data in contents.items():
+      tmp = _tmp_name(path)
+      staged[path] = tmp
+      try:
+        write_bytes(tmp, data)
+      except OSError as e:
+        if e.errno in _WRITE_ERRNOS:
+          raise type(e)(e.errno, "{}: cannot write it ({})".format(
+              path, os.strerror(e.errno))) from None
+        raise
+    for path, tmp in staged.items():
+      _replace(tmp, path)
+  except BaseException:
+    for tmp in staged.values():
+      _remove_quietly(tmp)
+    raise
