@@ -226,7 +226,9 @@ class _Case:
     self.binary = binary
     self.setup = setup
     self.patterns = patterns
-    self.disk = disk  # None, "full" or "read_only": the output's disk.
+    # None, "full", "nearly_full" (8 KiB free) or "read_only": the disk
+    # mounted on the case's `disk/` folder.
+    self.disk = disk
 
 
 def _estimate_with(damage, output="est.npz", extra=()):
@@ -334,6 +336,13 @@ def _compare_with(ours=None, published=None, extra=()):
     return ["--ours=est.npz", "--published=cifar10-cscores-orig-order.npz",
             "--assume_same_order", "--output_prefix=out/c10"] + list(extra)
   return setup
+
+
+def _compare_older_report(folder, fixtures):
+  flags = _compare_with(extra=["--output_prefix=disk/c10"])(folder, fixtures)
+  for name in ("c10_summary.csv", "c10_disagreements.csv", "c10_scatter.png"):
+    _write(os.path.join(folder, "disk", name), b"an older report\n")
+  return flags
 
 
 def _download_with(members=None, data=None, extra=()):
@@ -491,6 +500,11 @@ _CASES = {
     "compare_bad_top_k": _Case(
         "compare", _compare_with(extra=["--top_k=10,ten"]),
         r"--top_k: 'ten' is not an integer"),
+    "compare_nearly_full_disk_with_an_older_report": _Case(
+        "compare", _compare_older_report,
+        # With 8 KiB free the two CSVs fit and the figure does not.
+        r"disk/c10_(scatter.png|\w+.csv): cannot write it \((No space left "
+        r"on device|File too large)\)", disk="nearly_full"),
     "compare_read_only_disk": _Case(
         "compare", _compare_with(extra=["--output_prefix=disk/c10"]),
         r"disk/c10_\w+.\w+: cannot write it \((Read-only file system|"
@@ -609,12 +623,18 @@ class BadInputEndToEndTest(parameterized.TestCase):
       cls.mounts.append(disk)
       for name, data in copies.items():
         _write(os.path.join(disk, name), data)
-      if kind == "full":
-        _fill(disk)
-      else:
+      if kind == "read_only":
         _remount_read_only(disk)
+      elif kind == "nearly_full":
+        # Room for the small files of a set but not for all of them.
+        spare = os.path.join(disk, "spare.bin")
+        _write(spare, b"\0" * 8192)
+        _fill(disk)
+        os.remove(spare)
+      else:
+        _fill(disk)
       return None, None
-    if kind == "full":
+    if kind in ("full", "nearly_full"):
       return _limit_file_size, None
     if os.geteuid() != 0:
       os.chmod(disk, 0o555)
