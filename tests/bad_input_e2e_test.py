@@ -605,6 +605,11 @@ class BadInputEndToEndTest(parameterized.TestCase):
     for name, case, folder, flags, _, before in prepared:
       cls.results[name] = (flags, futures[name].result(), before,
                            _snapshot(folder))
+      # What the user saw, in the test log (the README's table quotes it).
+      lines = [l.replace(folder + os.sep, "") for l in
+               cls.results[name][1].stderr.splitlines()
+               if l.startswith("error:")]
+      print("{} ({}): {}".format(name, case.binary, " | ".join(lines)))
 
   @classmethod
   def tearDownClass(cls):
