@@ -3,7 +3,8 @@
 One place for what every reader of npz files (aux arrays, datasets, published
 estimates, images, estimates) needs: a URL such as `gs://...` is read into
 memory, a local path is opened directly, a missing file is
-`FileNotFoundError`, a lone `.npy` array is refused, and a damaged archive (cut
+`FileNotFoundError`, a lone `.npy` array or a file of another kind is
+refused, and a damaged archive (cut
 short by an interrupted copy, or with a corrupted member) is a `ValueError`
 whether it shows when the file is opened or when an array is read. Each reader
 turns these into its own named error.
@@ -14,6 +15,9 @@ import zipfile
 import zlib
 
 import numpy as np
+
+_ZIP_MAGIC = b"PK"
+_NPY_MAGIC = b"\x93NUMPY"
 
 # What numpy and zipfile raise for an archive that is cut short or corrupted
 # (bad CRC, bad compressed data, a member shorter than its header says).
@@ -84,8 +88,15 @@ def load_npz(path, allow_pickle=False):
       raise FileNotFoundError("{}: no such file".format(path))
     with tf.io.gfile.GFile(path, "rb") as f:
       source = io.BytesIO(f.read())
+    head = source.getvalue()[:len(_NPY_MAGIC)]
   else:
     source = path
+    with open(path, "rb") as f:
+      head = f.read(len(_NPY_MAGIC))
+  if not head.startswith((_ZIP_MAGIC, _NPY_MAGIC)):
+    # np.load would try anything else as a pickle and ask for allow_pickle.
+    raise ValueError("not an .npz archive: it starts with {!r}, an .npz file "
+                     "with {!r}".format(head, _ZIP_MAGIC))
   try:
     loaded = np.load(source, allow_pickle=allow_pickle)
   except _DAMAGE as e:

@@ -35,6 +35,12 @@ class LoadNpzTest(absltest.TestCase):
     np.save(single, np.arange(2))
     with self.assertRaisesRegex(ValueError, "a single .npy array"):
       npz_io.load_npz(single)
+    text = os.path.join(tmp, "notes.npz")
+    with open(text, "w") as f:
+      f.write("run 0 crashed\n")
+    with self.assertRaisesRegex(ValueError,
+                                "not an .npz archive: it starts with b'run 0 '"):
+      npz_io.load_npz(text)
 
   def test_damaged_archives_are_value_errors(self):
     tmp = self.create_tempdir().full_path
