@@ -23,6 +23,7 @@ that reason.
 
 import concurrent.futures
 import hashlib
+import io
 import os
 import resource
 import shutil
@@ -98,9 +99,10 @@ def _write(path, data):
     f.write(data)
 
 
-def _truncate(path, size):
+def _truncate(path, size=None):
+  """Cuts a file to `size` bytes, or to half when None (an interrupted copy)."""
   data = _read(path)
-  _write(path, data[:size if size >= 0 else len(data) // 2])
+  _write(path, data[:len(data) // 2 if size is None else size])
 
 
 def _flip_byte_in_member(path, member):
@@ -142,7 +144,6 @@ def _images(path, shape=(5, 8, 8, 1), dtype=np.uint8, key="images_uint8"):
 
 def _tar_gz(members):
   """A .tar.gz of `(name, data, kind, linkname)` members, in order."""
-  import io  # pylint: disable=g-import-not-at-top
   buf = io.BytesIO()
   with tarfile.open(fileobj=buf, mode="w:gz") as tar:
     for member in members:
@@ -160,11 +161,9 @@ def _mount_tmpfs(folder):
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size={}".format(_TMPFS_BYTES),
          "tmpfs", folder], capture_output=True, check=False, timeout=30)
-  except OSError:
+  except OSError:  # No mount program.
     return False
-  if done.returncode != 0:
-    return False
-  return True
+  return done.returncode == 0
 
 
 def _fill(folder):
@@ -238,12 +237,6 @@ def _estimate_with(damage, output="est.npz", extra=()):
     return ["--experiment_dir=exp", "--output=" + output, "--noprogress"] + list(
         extra)
   return setup
-
-
-def _rename_run(old, new, ratio="0.7"):
-  def damage(exp):
-    os.rename(os.path.join(exp, ratio, old), os.path.join(exp, ratio, new))
-  return damage
 
 
 def _copy_run_as(run, new, ratio="0.7"):
@@ -397,7 +390,7 @@ def _demo_with(damage_run=None, extra=("--dataset=digits",)):
 _CASES = {
     # //heldout:estimate
     "aux_cut_to_half": _Case(
-        "estimate", _estimate_with(lambda exp: _truncate(_aux(exp, run=1), -1)),
+        "estimate", _estimate_with(lambda exp: _truncate(_aux(exp, run=1))),
         r"exp/0.7/1/aux_arrays.npz", "damaged .npz archive"),
     "aux_cut_to_100_bytes": _Case(
         "estimate", _estimate_with(lambda exp: _truncate(_aux(exp, run=2), 100)),
@@ -409,7 +402,8 @@ _CASES = {
     "aux_not_an_npz": _Case(
         "estimate", _estimate_with(
             lambda exp: _write(_aux(exp), b"run 0 crashed, see log\n")),
-        r"exp/0.7/0/aux_arrays.npz", "expected an .npz file with keys"),
+        r"exp/0.7/0/aux_arrays.npz", "expected an .npz file with keys",
+        "not an .npz archive: it starts with b'run 0 '"),
     "aux_missing_key": _Case(
         "estimate", _estimate_with(
             lambda exp: _rewrite_aux(_aux(exp), index_test=None)),
@@ -482,7 +476,7 @@ _CASES = {
         r"in.npz: images of shape \[8, 8, 3\] do not fit the model.*192 and 64"),
     "images_cut_short": _Case(
         "predict", _predict_with(
-            images=lambda p: _truncate(_images(p, (50, 8, 8, 1)), -1)),
+            images=lambda p: _truncate(_images(p, (50, 8, 8, 1)))),
         r"in.npz: not an .npz file \(damaged .npz archive"),
     "predict_full_disk": _Case(
         "predict", _predict_with(output="disk/out.npz"),
@@ -534,7 +528,7 @@ _CASES = {
         r"`runs`: '5:2' is an empty or negative range"),
     # //train:heldout
     "train_dataset_cut_short": _Case(
-        "train", _train_with(lambda p: _truncate(_npz_dataset(p), -1)),
+        "train", _train_with(lambda p: _truncate(_npz_dataset(p))),
         r"data.npz.*damaged .npz archive"),
     "train_images_of_wrong_rank": _Case(
         "train", _train_with(lambda p: _npz_dataset(p, image_shape=(64,))),
@@ -579,7 +573,6 @@ class BadInputEndToEndTest(parameterized.TestCase):
         "estimates_of_experiment": estimates,
         "model_run": _write_model_run(os.path.join(fixtures_dir, "digits")),
     }
-    cls.mounts = []
     cls.results = {}
     cls.skipped = {}
     prepared = []
@@ -612,20 +605,15 @@ class BadInputEndToEndTest(parameterized.TestCase):
       print("{} ({}): {}".format(name, case.binary, " | ".join(lines)))
 
   @classmethod
-  def tearDownClass(cls):
-    for mount in reversed(cls.mounts):
-      subprocess.run(["umount", mount], check=False, capture_output=True,
-                     timeout=30)
-    super().tearDownClass()
-
-  @classmethod
   def _prepare_disk(cls, disk, kind):
     """(preexec_fn, None), or (None, why the case cannot run here)."""
     copies = {}
     for name in os.listdir(disk):  # What the case put there: kept on the disk.
       copies[name] = _read(os.path.join(disk, name))
     if _mount_tmpfs(disk):
-      cls.mounts.append(disk)
+      # Unmounted even when setUpClass fails later.
+      cls.addClassCleanup(subprocess.run, ["umount", disk], check=False,
+                          capture_output=True, timeout=30)
       for name, data in copies.items():
         _write(os.path.join(disk, name), data)
       if kind == "read_only":
