@@ -3,9 +3,8 @@
 See heldout/demo.py for what it does and its flags.
 """
 
-from absl import app
-
+from heldout import cli
 from heldout import demo
 
 if __name__ == "__main__":
-  app.run(demo.main)
+  cli.run(demo.main)

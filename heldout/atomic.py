@@ -8,11 +8,18 @@ file systems; on object stores it is the best they offer).
 """
 
 import contextlib
+import errno
 import json
 import os
 import uuid
 
 import numpy as np
+
+
+# What a file system says when it refuses a write; reported naming the
+# destination (the temporary name would mean nothing to the user).
+_WRITE_ERRNOS = frozenset((errno.ENOSPC, errno.EROFS, errno.EFBIG,
+                           errno.EDQUOT, errno.EACCES, errno.EPERM))
 
 
 def _is_local(path):
@@ -36,26 +43,39 @@ def atomic_open(path, mode="wb"):
   Yields:
     A writable file object. If the block raises, the temporary file is removed
     and `path` is left untouched.
+
+  Raises:
+    OSError: of the same type and errno, naming `path`, when the local file
+      system refuses the write (read-only, full, file too large, no
+      permission): "<path>: cannot write it (No space left on device)".
   """
   if mode not in ("wb", "w"):
     raise ValueError("`mode` must be 'wb' or 'w', got {!r}".format(mode))
   path = str(path)
   tmp = _tmp_name(path)
   if _is_local(path):
-    parent = os.path.dirname(path)
-    if parent:
-      os.makedirs(parent, exist_ok=True)
-    f = open(tmp, mode)
+    f = None
     try:
+      parent = os.path.dirname(path)
+      if parent:
+        os.makedirs(parent, exist_ok=True)
+      f = open(tmp, mode)
       yield f
       f.flush()
       os.fsync(f.fileno())
       f.close()
       os.replace(tmp, path)
-    except BaseException:
-      f.close()
+    except BaseException as e:
+      if f is not None:
+        try:
+          f.close()
+        except OSError:
+          pass  # Buffered bytes that cannot be written: removed below.
       if os.path.exists(tmp):
         os.remove(tmp)
+      if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+        raise type(e)(e.errno, "{}: cannot write it ({})".format(
+            path, os.strerror(e.errno))) from None
       raise
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -105,3 +125,59 @@ def write_npz(path, compressed=False, **arrays):
   save = np.savez_compressed if compressed else np.savez
   with atomic_open(path, "wb") as f:
     save(f, **arrays)
+
+
+def _replace(source, destination):
+  if _is_local(destination):
+    os.replace(source, destination)
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.rename(source, destination, overwrite=True)
+
+
+def _remove_quietly(path):
+  try:
+    if _is_local(path):
+      if os.path.lexists(path):
+        os.remove(path)
+    else:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+  except OSError:
+    pass
+
+
+def write_files(contents):
+  """Writes several files as a set: all complete before any is replaced.
+
+  Each file is first written in full under a temporary name beside it; only
+  when all are written are they renamed over their destinations. A failure
+  while writing (a full or read-only disk) leaves every destination as it
+  was.
+
+  Args:
+    contents: destination path -> bytes.
+
+  Raises:
+    OSError: naming the destination that could not be written (see
+      `atomic_open`).
+  """
+  staged = {}
+  try:
+    for path, data in contents.items():
+      tmp = _tmp_name(path)
+      staged[path] = tmp
+      try:
+        write_bytes(tmp, data)
+      except OSError as e:
+        if e.errno in _WRITE_ERRNOS:
+          raise type(e)(e.errno, "{}: cannot write it ({})".format(
+              path, os.strerror(e.errno))) from None
+        raise
+    for path, tmp in staged.items():
+      _replace(tmp, path)
+  except BaseException:
+    for tmp in staged.values():
+      _remove_quietly(tmp)
+    raise

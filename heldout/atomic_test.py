@@ -2,6 +2,8 @@
 
 import json
 import os
+import resource
+import signal
 
 from absl.testing import absltest
 import numpy as np
@@ -29,6 +31,44 @@ class AtomicTest(absltest.TestCase):
     with open(path) as f:
       self.assertEqual(f.read(), "finished result")
     self.assertEqual(os.listdir(tmp), ["out.txt"])
+
+  def test_refused_write_names_the_destination(self):
+    # RLIMIT_FSIZE makes the kernel refuse writes past 4 KiB with EFBIG (once
+    # SIGXFSZ is ignored), as a full disk refuses them with ENOSPC.
+    tmp = self.create_tempdir().full_path
+    path = os.path.join(tmp, "out.bin")
+    atomic.write_bytes(path, b"finished result")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+      with self.assertRaisesRegex(OSError,
+                                  "out.bin: cannot write it .File too large"):
+        atomic.write_bytes(path, b"x" * 100000)
+    finally:
+      resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+      signal.signal(signal.SIGXFSZ, previous)
+    with open(path, "rb") as f:
+      self.assertEqual(f.read(), b"finished result")
+    self.assertEqual(os.listdir(tmp), ["out.bin"])
+
+  def test_write_files_replaces_none_when_one_fails(self):
+    tmp = self.create_tempdir().full_path
+    small, large = os.path.join(tmp, "a.csv"), os.path.join(tmp, "b.png")
+    atomic.write_files({small: b"old a", large: b"old b"})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+      with self.assertRaisesRegex(OSError, "b.png: cannot write it"):
+        atomic.write_files({small: b"new a", large: b"x" * 100000})
+    finally:
+      resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+      signal.signal(signal.SIGXFSZ, previous)
+    for path, old in ((small, b"old a"), (large, b"old b")):
+      with open(path, "rb") as f:
+        self.assertEqual(f.read(), old)
+    self.assertEqual(sorted(os.listdir(tmp)), ["a.csv", "b.png"])
 
   def test_write_json(self):
     path = os.path.join(self.create_tempdir().full_path, "a.json")

@@ -22,16 +22,22 @@ its traceback. Three ways to get this:
     with cli.guard():                   # one block; exits 1 on a user error
       ...
 
+A command line absl cannot parse (an unknown or misspelled flag, a value
+not of the flag's type or not one of its choices) is a user error too, when
+the binary starts with `cli.run`: one line naming the flag.
+
 Run with `--v=1` to log the traceback of a user error as well.
 """
 
 import contextlib
+import difflib
 import functools
 import os
 import sys
 from typing import Callable, Optional
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from heldout import errors
@@ -165,9 +171,50 @@ def exit_status(main_fn: Callable[..., Optional[int]]) -> Callable[..., int]:
   return wrapped
 
 
+def flag_error_line(exc: BaseException, known_flags=()) -> str:
+  """The one line a binary prints for a command line absl cannot parse.
+
+  Args:
+    exc: the `flags.Error` absl raised: an unknown flag, a bad value.
+    known_flags: the names of the binary's flags, for suggestions.
+
+  Returns:
+    "error: ..." naming the flag as the user typed it, `--name`: an unknown
+    one with its closest known names, a bad value with what was expected.
+  """
+  if isinstance(exc, flags.UnrecognizedFlagError):
+    name = exc.flagname
+    close = difflib.get_close_matches(name, list(known_flags), n=3)
+    return "error: unknown flag --{}{}; --helpshort lists the flags".format(
+        name, " (did you mean {}?)".format(
+            " or ".join("--" + c for c in close)) if close else "")
+  return error_line(exc)
+
+
+def parse_flags(argv):
+  """`app.run`'s flag parser, with a bad command line as one `error:` line.
+
+  Args:
+    argv: the command line, the program name first.
+
+  Returns:
+    The arguments left after the flags, the program name first.
+
+  Raises:
+    SystemExit: with status 1 after printing `flag_error_line` to stderr,
+      when absl cannot parse a flag (unknown name, malformed value).
+  """
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(flag_error_line(e, flags.FLAGS), file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
 def run(main_fn: Callable[..., Optional[int]]) -> None:
-  """`app.run(main_fn)` with user errors as one line and exit status 1."""
-  app.run(exit_status(main_fn))
+  """`app.run(main_fn)` with user errors (bad flags included) as one line and
+  exit status 1."""
+  app.run(exit_status(main_fn), flags_parser=parse_flags)
 
 
 def check_no_arguments(argv) -> None:

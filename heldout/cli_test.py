@@ -219,6 +219,37 @@ class RunTest(absltest.TestCase):
     self.assertIn("Traceback", result.stderr)
     self.assertIn("KeyError: 'bug'", result.stderr)
 
+  def test_bad_flags_are_one_line_naming_the_flag(self):
+    script = os.path.join(self.create_tempdir().full_path, "prog.py")
+    with open(script, "w") as f:
+      f.write(textwrap.dedent("""\
+          from absl import flags
+          from heldout import cli
+
+          flags.DEFINE_enum("influence", "topk", ["dense", "topk"], "mode")
+          flags.DEFINE_string("experiment_dir", None, "folder")
+
+          def main(argv):
+            print("ran")
+
+          cli.run(main)
+          """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for argv, expected in (
+        (["--influence=bogus"],
+         "error: flag --influence=bogus: value should be one of "
+         "<dense|topk>\n"),
+        (["--experment_dir=x"],
+         "error: unknown flag --experment_dir (did you mean "
+         "--experiment_dir?); --helpshort lists the flags\n"),
+        (["--zzzzzz=1"],
+         "error: unknown flag --zzzzzz; --helpshort lists the flags\n")):
+      result = subprocess.run([sys.executable, script] + argv,
+                              capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+      self.assertEqual((result.returncode, result.stdout, result.stderr),
+                       (1, "", expected))
+
 
 if __name__ == "__main__":
   absltest.main()

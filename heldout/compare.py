@@ -33,6 +33,7 @@ from absl import flags
 import numpy as np
 
 from heldout import cli
+from heldout import npz_io
 from heldout.data import tfds_data
 from heldout.released import agreement
 from heldout.released import published
@@ -81,7 +82,7 @@ def _strip_npz(path):
 def _read_ours(path, keys):
   """(key, values, index) of the first of `keys` in our estimates file."""
   try:
-    with np.load(path, allow_pickle=False) as npz:
+    with npz_io.load_npz(path) as npz:
       arrays = {k: npz[k] for k in npz.files}
   except FileNotFoundError:
     raise ValueError("{}: no such file".format(path)) from None
@@ -107,13 +108,15 @@ def _read_ours(path, keys):
 
 def _read_index_map(path):
   try:
-    with np.load(path, allow_pickle=False) as npz:
+    with npz_io.load_npz(path) as npz:
       if "original_index" not in npz.files:
         raise ValueError("{}: key `original_index` not found; keys are {}".format(
             path, sorted(npz.files)))
       mapping = np.asarray(npz["original_index"])
   except FileNotFoundError:
     raise ValueError("{}: no such file".format(path)) from None
+  except OSError as e:
+    raise ValueError("{}: not a readable .npz file ({})".format(path, e)) from e
   if mapping.ndim != 1 or not np.issubdtype(mapping.dtype, np.integer):
     raise ValueError("{}: key `original_index`: expected 1-D integers, found {} {}".format(
         path, mapping.dtype, mapping.shape))

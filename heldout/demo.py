@@ -30,8 +30,7 @@ import time
 # Quiet TensorFlow's C++ start-up chatter; progress bars say what is going on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top,g-bad-import-order
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top,g-bad-import-order
 from absl import logging
 import numpy as np
 
@@ -245,4 +244,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -182,6 +182,7 @@ def predict_logits(model, images, batch_size=200):
       outputs.append(forward(images[first:first + batch_size]).numpy())
     except (tf.errors.InvalidArgumentError, ValueError) as e:
       detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+      detail = detail.split(" for '{{node")[0]  # TF's graph node, noise here.
       raise ValueError(f"images of shape {list(images.shape[1:])} do not fit "
                        f"the model: {detail}") from None
     done = min(first + batch_size, num)
@@ -227,7 +228,11 @@ def predict_run(model_dir: str, images_path: str, output_path: str,
                run.epoch, run.checkpoint_prefix)
   logging.info("predicting %d images of shape %s (%s)", images.shape[0],
                list(images.shape[1:]), _describe_inputs(key, run.arch))
-  logits = predict_logits(run.model, images, batch_size)
+  try:
+    logits = predict_logits(run.model, images, batch_size)
+  except ValueError as e:
+    raise ValueError(f"{images_path}: {e} (the {run.arch} of "
+                     f"{run.checkpoint_prefix})") from None
   atomic.write_npz(output_path, logits=logits,
                    predictions=np.argmax(logits, axis=1).astype(np.int64))
   logging.info("wrote %s", output_path)

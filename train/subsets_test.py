@@ -55,6 +55,23 @@ class SubsetsTest(parameterized.TestCase):
                      int.from_bytes(__import__("hashlib").sha256(
                          b"heldout-run:0.7:0").digest()[:4], "big") & 0x7FFFFFFF)
 
+  def test_init_seed_follows_the_run_seed(self):
+    # Each run starts from its own initial weights: the init seed is derived
+    # from the run's seed (runs of one ratio, and one run id across ratios,
+    # all differ), reproducibly.
+    seeds = [subsets.run_seed(ratio, run)
+             for ratio in (0.3, 0.7) for run in range(20)]
+    inits = [subsets.init_seed(s) for s in seeds]
+    self.assertLen(set(inits), len(seeds))
+    self.assertEqual(inits, [subsets.init_seed(s) for s in seeds])
+    for s, init in zip(seeds, inits):
+      self.assertNotEqual(init, s)  # Its own stream, not the subset's.
+      self.assertBetween(init, 0, 2**31 - 1)
+    # Pinned: changing it would change every experiment's initial weights.
+    self.assertEqual(subsets.init_seed(12345),
+                     int.from_bytes(__import__("hashlib").sha256(
+                         b"init:12345").digest()[:4], "big") & 0x7FFFFFFF)
+
   def test_bad_ratio_and_run(self):
     with self.assertRaisesRegex(ValueError, "ratio"):
       subsets.draw_subset(10, 1.5, 0)

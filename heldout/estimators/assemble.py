@@ -133,11 +133,38 @@ def stack_runs(runs, run_ids=None, ratio=None, num_train=None, num_test=None):
                      ratio=ratio, sources=tuple(a.path for a in checked))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Sizes:
+  num_train: Optional[int]
+  num_test: Optional[int]
+  reference: str
+
+
+def _check_stored_sizes(path, arrays, known):
+  num_train, num_test = aux_arrays_lib.stored_sizes(arrays)
+  if ((known.num_train is not None and num_train is not None and
+       num_train != known.num_train) or
+      (known.num_test is not None and num_test is not None and
+       num_test != known.num_test)):
+    raise errors.ExperimentError(
+        "{}: expected {} training and {} test examples (as in {}), found {} "
+        "and {}; runs of one experiment must share their datasets".format(
+            path, known.num_train, known.num_test, known.reference, num_train,
+            num_test))
+
+
 def _read_and_stack(aux_paths, num_train, num_test, progress, desc):
   stacker = None
   for row, path in enumerate(tqdm.tqdm(aux_paths, desc=desc, unit="run",
                                        disable=not progress, leave=False)):
-    aux = aux_arrays_lib.read_aux_arrays(path)
+    # Sizes already known (from another ratio's runs, or this ratio's first
+    # run) are checked before the ids, so a run of another dataset size is
+    # reported as such, not as ids out of its own range.
+    arrays = aux_arrays_lib.load_arrays(path)
+    if stacker is not None or num_train is not None or num_test is not None:
+      known = stacker or _Sizes(num_train, num_test, "the other runs")
+      _check_stored_sizes(path, arrays, known)
+    aux = aux_arrays_lib.validate_aux_arrays(arrays, path)
     if stacker is None:
       stacker = _Stacker(
           len(aux_paths), aux.num_train if num_train is None else num_train,

@@ -29,6 +29,7 @@ import numpy as np
 
 from heldout import atomic
 from heldout import errors
+from heldout import npz_io
 from heldout.estimators import assemble
 from heldout.estimators import consistency_estimator as consistency_lib
 from heldout.estimators import influence_estimator as influence_lib
@@ -310,13 +311,31 @@ def check_output(npz_path, args, overwrite=False):
     overwrite: allow replacing them anyway.
 
   Raises:
-    ArgumentsMismatchError: if `npz_path` exists, `overwrite` is False, and it
-      was made with other arguments (or is not a file of estimates).
+    ArgumentsMismatchError: unless `overwrite`: if `npz_path` exists and was
+      made with other arguments (or is not a file of estimates), or if the
+      CSV that goes beside it exists and is not one of ours (no estimates
+      beside it, or another header): a file of the user's.
   """
-  if overwrite or not os.path.exists(npz_path):
+  if overwrite:
+    return
+  csv_path = csv_path_for(npz_path)
+  if os.path.exists(csv_path):
+    header = None
+    try:
+      with open(csv_path) as f:
+        header = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+      pass
+    if not os.path.exists(npz_path) or header != ",".join(CSV_COLUMNS):
+      raise errors.ArgumentsMismatchError(
+          "{}: exists and is not the per-example CSV of the estimates {} "
+          "(expected that file beside it and the header {}); the CSV goes "
+          "there, so choose another output or overwrite it (--overwrite)"
+          .format(csv_path, npz_path, ",".join(CSV_COLUMNS)))
+  if not os.path.exists(npz_path):
     return
   try:
-    with np.load(npz_path, allow_pickle=False) as npz:
+    with npz_io.load_npz(npz_path) as npz:
       previous = json.loads(str(npz["args_json"]))
   except (OSError, ValueError, KeyError) as e:
     raise errors.ArgumentsMismatchError(
@@ -393,10 +412,15 @@ def save_estimates(estimates, npz_path, args):
     _rename(staged_csv, csv_path)
     csv_in_place = True
     _rename(staged_npz, npz_path)
-  except BaseException:
+  except BaseException as e:
     _remove_if_present(staged_npz)
     _remove_if_present(staged_csv)
     if csv_in_place:
       _remove_if_present(csv_path)
+    if isinstance(e, OSError) and e.errno is not None:
+      # Named after the files the user asked for, not the staged names.
+      raise type(e)(e.errno, "{} and {}: cannot write them ({}){}".format(
+          npz_path, os.path.basename(csv_path), os.strerror(e.errno),
+          "" if csv_in_place else "; the files there are unchanged")) from None
     raise
   return csv_path

@@ -183,6 +183,25 @@ class ComputeEstimatesTest(absltest.TestCase):
       pipeline.compute_estimates(
           pipeline.EstimateArgs(self.root, subset_ratio=0.7), progress=False)
 
+  def test_run_of_another_ratio_lacking_an_id_names_the_size(self):
+    # 13 of the 14 training ids, the largest present: judged by itself its
+    # ids would be "out of [0, 13)"; the experiment has 14 examples.
+    n_train = 14
+    ids = np.delete(np.arange(n_train), 3)
+    folder = os.path.join(self.root, "0.5", "0")
+    os.makedirs(folder)
+    np.savez(os.path.join(folder, "aux_arrays.npz"), subsample_idx=ids[:6],
+             correctness_train=np.ones(6, bool),
+             correctness_removed=np.ones(7, bool),
+             correctness_test=np.ones(5, bool), index_train=ids[:6],
+             index_removed=ids[6:], index_test=np.arange(5))
+    with self.assertRaisesRegex(
+        errors.ExperimentError,
+        "0.5/0/aux_arrays.npz: expected 14 training and 5 test examples "
+        r"\(as in the other runs\), found 13 and 5"):
+      pipeline.compute_estimates(
+          pipeline.EstimateArgs(self.root, subset_ratio=0.7), progress=False)
+
 
 class SaveEstimatesTest(absltest.TestCase):
 
@@ -296,6 +315,27 @@ class SaveEstimatesTest(absltest.TestCase):
     with self.assertRaisesRegex(errors.ArgumentsMismatchError,
                                 "not a file of estimates"):
       pipeline.check_output(path, pipeline.EstimateArgs("exp"))
+
+  def test_refuses_a_csv_of_the_users_where_the_csv_goes(self):
+    folder = self.create_tempdir().full_path
+    out = os.path.join(folder, "est.npz")
+    args = pipeline.EstimateArgs("exp")
+    with open(out[:-4] + ".csv", "w") as f:
+      f.write("name,grade\nada,1\n")
+    # No estimates beside it: a file of the user's.
+    with self.assertRaisesRegex(errors.ArgumentsMismatchError,
+                                "est.csv: exists and is not the per-example "
+                                "CSV.*--overwrite"):
+      pipeline.check_output(out, args)
+    # Estimates beside it, but another header: refused as well.
+    np.savez(out, args_json=np.array(args.to_json()))
+    with self.assertRaisesRegex(errors.ArgumentsMismatchError, "est.csv"):
+      pipeline.check_output(out, args)
+    pipeline.check_output(out, args, overwrite=True)
+    # Our own CSV beside our estimates: re-running is fine.
+    with open(out[:-4] + ".csv", "w") as f:
+      f.write(",".join(pipeline.CSV_COLUMNS) + "\n0,1,1,1,1,1,1\n")
+    pipeline.check_output(out, args)
 
   def test_csv_path(self):
     self.assertEqual(pipeline.csv_path_for("/a/b.npz"), "/a/b.csv")

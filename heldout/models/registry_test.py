@@ -26,6 +26,10 @@ CASES = (
      (8, 8, 1)),
     ("small_cnn_one_conv", "small_cnn", 2, {"channels": (4,), "hidden": 8},
      (28, 28, 1)),
+    # Three stages: 32 -> 4 pixels, so the image side is 4 * 2**3, not 4 * 2*3
+    # (with one or two stages 2*n and 2**n coincide).
+    ("small_cnn_three_convs", "small_cnn", 5,
+     {"channels": (4, 6, 8), "hidden": 16}, (32, 32, 3)),
 )
 
 
@@ -96,6 +100,11 @@ class InferArchitectureTest(tf.test.TestCase, parameterized.TestCase):
                                       (28, 28, 1))
     self.assertEqual(registry.infer_input_shape("small_cnn", mnist_cnn),
                      (28, 28, 1))
+    deep_cnn = registry.key_manifest(
+        registry.build_model("small_cnn", 10, channels=(8, 8, 8, 8)),
+        (48, 48, 1))
+    self.assertEqual(registry.infer_input_shape("small_cnn", deep_cnn),
+                     (48, 48, 1))
     mlp = registry.key_manifest(registry.build_model("mlp", 10), (8, 8, 1))
     self.assertEqual(registry.infer_input_shape("mlp", mlp), (1, 1, 64))
     # Keys of another architecture: the default shape, to build and compare.

@@ -188,6 +188,52 @@ def validate_aux_arrays(arrays, path="<memory>", num_train=None, num_test=None):
   return AuxArrays(path=str(path), **out)
 
 
+def load_arrays(path):
+  """Reads every array of an `aux_arrays.npz` without validating them.
+
+  Args:
+    path: the file (local or `tf.io.gfile` path).
+
+  Returns:
+    dict key -> array, for `validate_aux_arrays`.
+
+  Raises:
+    RunNotFoundError: if the file does not exist.
+    AuxArraysError: if it is not a readable npz (a damaged one included).
+  """
+  path = str(path)
+  try:
+    with npz_io.load_npz(path) as npz:
+      arrays = {k: npz[k] for k in npz.files}
+  except FileNotFoundError:
+    raise errors.RunNotFoundError("{}: no such file".format(path)) from None
+  except errors.HeldoutError:
+    raise
+  except (OSError, ValueError, EOFError) as e:
+    raise errors.AuxArraysError(
+        "{}: expected an .npz file with keys {}, could not read it: {}".format(
+            path, list(AUX_KEYS), e)) from None
+  return arrays
+
+
+def stored_sizes(arrays):
+  """(num_train, num_test) that unvalidated arrays claim, None where unknown.
+
+  Args:
+    arrays: key -> array, as `load_arrays` returns them.
+
+  Returns:
+    `len(index_train) + len(index_removed)` and `len(index_test)`, each None
+    when its keys are missing or not 1-D (validation then names the problem).
+  """
+  def length(key):
+    value = arrays.get(key)
+    return None if value is None or np.ndim(value) != 1 else len(value)
+  train, removed, test = (length("index_" + s) for s in SPLITS)
+  return (None if train is None or removed is None else train + removed,
+          test)
+
+
 def read_aux_arrays(path, num_train=None, num_test=None):
   """Reads and validates an `aux_arrays.npz` (local or `tf.io.gfile` path).
 
@@ -203,19 +249,8 @@ def read_aux_arrays(path, num_train=None, num_test=None):
     RunNotFoundError: if the file does not exist.
     AuxArraysError: if it is not a readable npz or fails validation.
   """
-  path = str(path)
-  try:
-    with npz_io.load_npz(path) as npz:
-      arrays = {k: npz[k] for k in npz.files}
-  except FileNotFoundError:
-    raise errors.RunNotFoundError("{}: no such file".format(path)) from None
-  except errors.HeldoutError:
-    raise
-  except (OSError, ValueError, EOFError) as e:
-    raise errors.AuxArraysError(
-        "{}: expected an .npz file with keys {}, could not read it: {}".format(
-            path, list(AUX_KEYS), e)) from None
-  return validate_aux_arrays(arrays, path, num_train=num_train, num_test=num_test)
+  return validate_aux_arrays(load_arrays(path), str(path), num_train=num_train,
+                             num_test=num_test)
 
 
 def write_aux_arrays(path, *, subsample_idx, correctness_train,

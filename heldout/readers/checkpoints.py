@@ -178,7 +178,7 @@ def restore_run(run_dir: str, arch: Optional[str] = None,
 
   Raises:
     RunNotFoundError: if the run has no checkpoint, several, or an unreadable
-      one.
+      one (a damaged or truncated index or data shard).
     CheckpointMismatchError: if the module and the checkpoint differ in any
       model variable, or no architecture can be inferred.
     ValueError: if `arch` is unknown.
@@ -198,7 +198,18 @@ def restore_run(run_dir: str, arch: Optional[str] = None,
     counters["epoch"] = tf.Variable(0, dtype=tf.int64, trainable=False)
   if GLOBAL_STEP_KEY in checkpoint_shapes:
     counters["global_step"] = tf.Variable(0, dtype=tf.int64, trainable=False)
-  status = tf.train.Checkpoint(model=model, **counters).read(prefix)
+  try:
+    status = tf.train.Checkpoint(model=model, **counters).read(prefix)
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    # A .data-* shard cut short or corrupted: its .index still lists every
+    # variable, so this shows only when the values are read.
+    detail = (str(e).strip() or type(e).__name__).splitlines()[0]
+    detail = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]", "",
+                    detail)
+    raise RunNotFoundError(
+        f"{prefix}: cannot read the checkpoint's values ({detail}); expected "
+        f"complete {os.path.basename(prefix)}.data-* shards: the run's files "
+        f"are damaged or cut short, download or train it again") from None
   status.expect_partial()
   try:
     status.assert_existing_objects_matched()

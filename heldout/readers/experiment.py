@@ -139,7 +139,9 @@ def scan_experiment(path):
     `ignored`.
 
   Raises:
-    ExperimentError: if `path` is not a directory or holds no ratio folder.
+    ExperimentError: if `path` is not a directory, holds no ratio folder, or
+      two folders name the same ratio (`0.7`, `0.70`) or the same run (`7`,
+      `07`): counting them as two would weigh or split runs silently.
   """
   path = str(path).rstrip("/") or "/"
   if not tf.io.gfile.isdir(path):
@@ -147,6 +149,7 @@ def scan_experiment(path):
         "{}: expected an experiment directory (<ratio>/<run>/aux_arrays.npz), "
         "found no such directory".format(path))
   runs = {}
+  ratio_names = {}
   ignored = []
   for name in sorted(tf.io.gfile.listdir(path)):
     name = name.rstrip("/")
@@ -155,15 +158,30 @@ def scan_experiment(path):
     if ratio is None or not tf.io.gfile.isdir(ratio_path):
       ignored.append(name)
       continue
-    found = []
-    for run_name in tf.io.gfile.listdir(ratio_path):
+    if ratio in ratio_names:
+      raise errors.ExperimentError(
+          "{}: folders {} and {} are both subset ratio {}; expected one folder "
+          "per ratio (named {}): merge their runs into one and remove the "
+          "other".format(path, ratio_names[ratio], name,
+                         layout.ratio_dirname(ratio),
+                         layout.ratio_dirname(ratio)))
+    ratio_names[ratio] = name
+    found = {}
+    for run_name in sorted(tf.io.gfile.listdir(ratio_path)):
       run_name = run_name.rstrip("/")
       run_path = layout.join(ratio_path, run_name)
       if not run_name.isdigit() or not tf.io.gfile.isdir(run_path):
         ignored.append(layout.join(name, run_name))
         continue
-      found.append(_inspect_run(ratio, int(run_name), run_path))
-    runs[ratio] = sorted(found, key=lambda r: r.run_id)
+      run_id = int(run_name)
+      if run_id in found:
+        raise errors.ExperimentError(
+            "{}: folders {} and {} are both run {}; expected one folder per "
+            "run id (named {}): remove or rename the other".format(
+                ratio_path, os.path.basename(found[run_id].path), run_name,
+                run_id, run_id))
+      found[run_id] = _inspect_run(ratio, run_id, run_path)
+    runs[ratio] = [found[run_id] for run_id in sorted(found)]
   if not runs:
     raise errors.ExperimentError(
         "{}: expected subset-ratio folders such as 0.7/ holding run folders, "

@@ -83,6 +83,23 @@ class ExperimentTest(absltest.TestCase):
                                 r"no runs for subset ratio 0.3; ratios present: \['0.7'\]"):
       found.complete_runs(0.3)
 
+  def test_two_folders_of_one_run_are_refused(self):
+    exp = self.create_tempdir().full_path
+    write_run(exp, 0.7, 7)
+    os.rename(write_run(exp, 0.7, 8), os.path.join(exp, "0.7", "07"))
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                "folders 07 and 7 are both run 7"):
+      experiment.scan_experiment(exp)
+
+  def test_two_folders_of_one_ratio_are_refused(self):
+    exp = self.create_tempdir().full_path
+    write_run(exp, 0.7, 0)
+    os.makedirs(os.path.join(exp, "0.70"))
+    os.rename(write_run(exp, 0.5, 1), os.path.join(exp, "0.70", "1"))
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                "folders 0.7 and 0.70 are both subset ratio 0.7"):
+      experiment.scan_experiment(exp)
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -282,7 +282,8 @@ def scatter_png(report, names=("ours", "published"), title=None):
 def write_report(report, output_prefix, names=("ours", "published"), title=None):
   """Writes `<prefix>_summary.csv`, `<prefix>_disagreements.csv`, `<prefix>_scatter.png`.
 
-  Each file is written atomically (temporary name, then rename).
+  The three are written as a set (`atomic.write_files`): all in full under
+  temporary names first, so a failed write replaces none of them.
 
   Returns:
     {"summary": path, "disagreements": path, "scatter": path}.
@@ -298,7 +299,7 @@ def write_report(report, output_prefix, names=("ours", "published"), title=None)
       ("index", names[0], names[1], "rank_" + names[0], "rank_" + names[1], "rank_gap"),
       [(d.index, d.ours, d.published, d.ours_rank, d.published_rank, d.rank_gap)
        for d in report.disagreements])
-  atomic.write_text(paths["summary"], summary)
-  atomic.write_text(paths["disagreements"], disagreements)
-  atomic.write_bytes(paths["scatter"], png)
+  atomic.write_files({paths["summary"]: summary.encode("utf-8"),
+                      paths["disagreements"]: disagreements.encode("utf-8"),
+                      paths["scatter"]: png})
   return paths

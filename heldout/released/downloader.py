@@ -293,6 +293,14 @@ def fetch_archive_file(url, archive_path, expected_md5, *, source="auto",
   return digest, downloaded, reconnections
 
 
+def _extract(reader, dest, experiment, selection, source):
+  """`extract.extract_stream`, its errors naming the archive read."""
+  try:
+    return extract.extract_stream(reader, dest, experiment, selection)
+  except errors.ArchiveError as e:
+    raise errors.ArchiveError("{}: {}".format(source, e)) from e
+
+
 def download_experiment(experiment, dest, *, only="all", ratios=None, runs=None,
                         base_url=None, source="auto", keep_archive=False, md5=None,
                         progress=True, max_retries=8, backoff_s=1.0,
@@ -362,7 +370,7 @@ def download_experiment(experiment, dest, *, only="all", ratios=None, runs=None,
     with open(archive_path, "rb") as f, _progress_bar(
         os.path.getsize(archive_path), "extract " + archive.filename, progress) as bar:
       reader = byte_stream.HashingReader(f, on_bytes=bar.update)
-      counts = extract.extract_stream(reader, dest, experiment, selection)
+      counts = _extract(reader, dest, experiment, selection, archive_path)
   else:
     stream = byte_stream.ResumableStream(
         byte_stream.make_opener(url, source_kind), name=url,
@@ -372,7 +380,7 @@ def download_experiment(experiment, dest, *, only="all", ratios=None, runs=None,
       with _progress_bar(total or archive.approx_size_bytes, archive.filename,
                          progress) as bar:
         reader = byte_stream.HashingReader(stream, on_bytes=bar.update)
-        counts = extract.extract_stream(reader, dest, experiment, selection)
+        counts = _extract(reader, dest, experiment, selection, url)
         reader.drain()
       digest = reader.hexdigest()
       summary.bytes_read = reader.bytes_read

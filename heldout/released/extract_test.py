@@ -196,6 +196,28 @@ class ExtractTest(parameterized.TestCase):
       self._extract(data)
     self._assert_nothing_outside_dest()
 
+  def test_symlink_into_a_sibling_with_the_same_prefix_is_refused(self):
+    # `work/dest-evil` starts with the string `work/dest` but lies outside it:
+    # containment must compare path components, not string prefixes.
+    sibling = os.path.join(self.work, "dest-evil")
+    os.makedirs(sibling)
+    data = testing_archive.pack_tar_gz(self.src, _EXP, prepend_members=[
+        (_EXP + "/esc", b"", tarfile.SYMTYPE, "../../dest-evil"),
+        (_EXP + "/esc/pwned", b"evil")])
+    with self.assertRaisesRegex(errors.ArchiveError, "esc"):
+      self._extract(data)
+    self.assertEqual(os.listdir(sibling), [])
+    self.assertFalse(os.path.lexists(os.path.join(self.dest, _EXP, "esc")))
+
+  def test_existing_symlink_into_a_sibling_with_the_same_prefix(self):
+    sibling = os.path.join(self.work, "dest-evil")
+    os.makedirs(sibling)
+    os.makedirs(os.path.join(self.dest, _EXP, "0.5"))
+    os.symlink(sibling, os.path.join(self.dest, _EXP, "0.5", "0"))
+    with self.assertRaisesRegex(errors.ArchiveError, "outside the destination"):
+      self._extract()
+    self.assertEqual(os.listdir(sibling), [])
+
   def test_existing_symlink_in_dest_is_not_followed_out(self):
     outside = self.create_tempdir("outside").full_path
     os.makedirs(os.path.join(self.dest, _EXP, "0.5"))
