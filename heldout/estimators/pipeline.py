@@ -313,6 +313,28 @@ def check_output(npz_path, args, overwrite=False):
     ArgumentsMismatchError: if `npz_path` exists, `overwrite` is False, and it
       was made with other arguments (or is not a file of estimates).
   """
+  check_stored_arguments(npz_path, dataclasses.asdict(args), overwrite=overwrite,
+                         ignore=_NON_RESULT_ARGS, what="estimates")
+
+
+def check_stored_arguments(npz_path, wanted, overwrite=False, ignore=(),
+                           what="results"):
+  """Refuses to replace an .npz whose `args_json` differs from `wanted`.
+
+  Shared by every stage that stores its arguments beside its results
+  (estimates, per-example score files).
+
+  Args:
+    npz_path: the output .npz.
+    wanted: dict, the JSON-able arguments about to be run.
+    overwrite: allow replacing it anyway.
+    ignore: argument names that do not change the results.
+    what: what the file holds, for the message.
+
+  Raises:
+    ArgumentsMismatchError: if `npz_path` exists, `overwrite` is False, and it
+      was made with other arguments (or has no stored arguments).
+  """
   if overwrite or not os.path.exists(npz_path):
     return
   try:
@@ -320,11 +342,13 @@ def check_output(npz_path, args, overwrite=False):
       previous = json.loads(str(npz["args_json"]))
   except (OSError, ValueError, KeyError) as e:
     raise errors.ArgumentsMismatchError(
-        "{}: exists and is not a file of estimates with stored arguments ({}); "
+        "{}: exists and is not a file of {} with stored arguments ({}); "
         "choose another output or overwrite it (--overwrite)".format(
-            npz_path, e)) from None
-  wanted = _result_args(dataclasses.asdict(args))
-  previous = _result_args(previous)
+            npz_path, what, e)) from None
+  # Through JSON, so tuples compare equal to the lists they are stored as.
+  wanted = json.loads(json.dumps(wanted))
+  previous = {k: v for k, v in previous.items() if k not in ignore}
+  wanted = {k: v for k, v in wanted.items() if k not in ignore}
   if previous != wanted:
     diff = sorted(k for k in set(previous) | set(wanted)
                   if previous.get(k) != wanted.get(k))
@@ -380,16 +404,36 @@ def save_estimates(estimates, npz_path, args):
   Raises:
     OSError: if a file cannot be written or renamed.
   """
-  npz_path = str(npz_path)
-  csv_path = csv_path_for(npz_path)
   arrays = estimates.arrays()
   arrays["args_json"] = np.array(args.to_json())
+  return write_npz_and_csv(npz_path, arrays, estimates.csv_text())
+
+
+def write_npz_and_csv(npz_path, arrays, csv_text):
+  """Writes `arrays` as `npz_path` and `csv_text` beside it, both or neither.
+
+  Both files are first written in full under temporary names beside their
+  destinations, then renamed over them, CSV first; see `save_estimates`.
+
+  Args:
+    npz_path: the .npz destination; the CSV's is `csv_path_for(npz_path)`.
+    arrays: name -> array.
+    csv_text: the CSV's content.
+
+  Returns:
+    The CSV's path.
+
+  Raises:
+    OSError: if a file cannot be written or renamed.
+  """
+  npz_path = str(npz_path)
+  csv_path = csv_path_for(npz_path)
   staged_npz = _staging_name(npz_path)
   staged_csv = _staging_name(csv_path)
   csv_in_place = False
   try:
     atomic.write_npz(staged_npz, **arrays)
-    atomic.write_text(staged_csv, estimates.csv_text())
+    atomic.write_text(staged_csv, csv_text)
     _rename(staged_csv, csv_path)
     csv_in_place = True
     _rename(staged_npz, npz_path)
