@@ -17,10 +17,27 @@ through the batch statistics). Sonnet's batch norm has no moving averages
 before its first training step, so scores at initialisation of a batch-norm
 model ("epoch 0") use what its moving-average variables hold then.
 
-Per-example gradient norms are computed vectorized: `tf.vectorized_map`
-(pfor) over the batch of a single-example GradientTape, compiled once per
-model, which works for any Sonnet module (dense, conv, batch norm) and is
-checked against `gradient_norms_loop`, a per-example loop.
+Per-example gradient norms are computed vectorized, two ways:
+
+- "layers" (the default when it applies): one forward and one backward pass
+  of the batch. In inference mode each example's loss depends on that example
+  alone, so the gradient of the summed loss with respect to a layer's output
+  holds every example's output gradient d_i, and per layer the example's
+  weight gradient has a closed form: snt.Linear, x_i d_i^T (squared norm
+  ||x_i||^2 ||d_i||^2, bias ||d_i||^2); snt.Conv2D (NHWC, string padding),
+  P_i^T D_i with P_i the example's im2col patches [locations, kh*kw*c_in]
+  (`tf.image.extract_patches`, the convolution's stride, rate and padding)
+  and D_i its output gradients [locations, c_out], bias sum_l D_i[l];
+  Sonnet batch norm (moving statistics), scale sum_l d_i[l] * xhat_i[l],
+  offset sum_l d_i[l]. The layers are found by recording the calls of those
+  Sonnet classes while the model is traced; it applies when they own every
+  trainable variable of the model and each is called once.
+- "pfor": `tf.vectorized_map` of a single-example GradientTape over the batch
+  (batch norm traced unfused, as pfor has no rule for FusedBatchNormV2). It
+  takes any module, but TensorFlow's pfor runs Conv2DBackpropFilter as a
+  while loop, so for conv nets it is no faster than a loop.
+
+Both are checked against `gradient_norms_loop`, a per-example loop.
 """
 
 import contextlib
@@ -39,6 +56,8 @@ from heldout.scores import score_file
 EL2N = "el2n"
 GRAND = "grand"
 DEFAULT_BATCH_SIZE = 64
+# How per-example gradient norms are vectorized; see the module doc.
+METHODS = ("auto", "layers", "pfor")
 
 
 def el2n_from_logits(logits, labels) -> tf.Tensor:
@@ -86,6 +105,152 @@ def _squared_norm(tensors):
   return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
 
 
+class _UnsupportedModel(Exception):
+  """The "layers" way does not apply to this model (the reason)."""
+
+
+@dataclasses.dataclass
+class _Call:
+  module: snt.Module
+  kind: str  # "linear", "conv2d", "batch_norm"
+  inputs: tf.Tensor
+  outputs: tf.Tensor
+  inference: bool
+
+
+@contextlib.contextmanager
+def _recording_layer_calls():
+  """Records every call of snt.Linear, snt.Conv2D and batch norm (class level)."""
+  calls = []
+  patched = []
+
+  def patch(cls, kind):
+    # The class that defines `__call__` (snt.Conv2D's is ConvND's).
+    cls = next(c for c in cls.__mro__ if "__call__" in c.__dict__)
+    original = cls.__dict__["__call__"]
+
+    def call(self, inputs, *args, **kwargs):
+      outputs = original(self, inputs, *args, **kwargs)
+      inference = True
+      if kind == "batch_norm":
+        is_training = kwargs.get("is_training", args[0] if args else None)
+        test_local_stats = kwargs.get(
+            "test_local_stats", args[1] if len(args) > 1 else False)
+        inference = (isinstance(is_training, bool) and not is_training and
+                     isinstance(test_local_stats, bool) and not test_local_stats)
+      calls.append(_Call(self, kind, tf.convert_to_tensor(inputs), outputs,
+                         inference))
+      return outputs
+
+    cls.__call__ = call
+    patched.append((cls, original))
+
+  try:
+    patch(snt.Linear, "linear")
+    patch(snt.Conv2D, "conv")
+    patch(snt.BaseBatchNorm, "batch_norm")
+    yield calls
+  finally:
+    for cls, original in patched:
+      cls.__call__ = original
+
+
+def _pair(value):
+  if isinstance(value, int):
+    return (value, value)
+  value = tuple(value)
+  return value * 2 if len(value) == 1 else value
+
+
+def _layer_squared_norms(call, d):
+  """([b] squared norm of this layer's per-example gradient, its variables)."""
+  m = call.module
+  x = call.inputs
+  sq = lambda t: tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
+  if call.kind == "linear":
+    if x.shape.rank != 2:
+      raise _UnsupportedModel("snt.Linear on rank-{} inputs".format(
+          x.shape.rank))
+    d2 = sq(d)
+    total = sq(x) * d2
+    variables = [m.w]
+    if m.with_bias:
+      total += d2
+      variables.append(m.b)
+    return total, variables
+  if call.kind == "conv":
+    if (x.shape.rank != 4 or m.data_format != "NHWC" or
+        m.padding_func is not None):
+      raise _UnsupportedModel("{} (only 2-D NHWC convolutions with string "
+                              "padding)".format(m.name))
+    kh, kw = int(m.w.shape[0]), int(m.w.shape[1])
+    sh, sw = _pair(m.stride)
+    rh, rw = _pair(m.rate)
+    patches = tf.image.extract_patches(
+        x, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1],
+        rates=[1, rh, rw, 1], padding=m.conv_padding)
+    b = tf.shape(x)[0]
+    patches = tf.reshape(patches, [b, -1, patches.shape[-1]])
+    dl = tf.reshape(d, [b, -1, d.shape[-1]])
+    locations, n, o = patches.shape[1], patches.shape[2], dl.shape[2]
+    if locations is not None and locations * (n + o) < n * o:
+      # Few locations: ||P^T D||^2 = <P P^T, D D^T> costs L^2 (n + o)
+      # instead of L n o (Li et al. 2022's "ghost norm").
+      total = tf.reduce_sum(
+          tf.einsum("bln,bmn->blm", patches, patches) *
+          tf.einsum("blo,bmo->blm", dl, dl), axis=[1, 2])
+    else:
+      total = sq(tf.einsum("bln,blo->bno", patches, dl))
+    variables = [m.w]
+    if m.with_bias:
+      total += sq(tf.reduce_sum(dl, axis=1))
+      variables.append(m.b)
+    return total, variables
+  # Batch norm with its moving statistics.
+  if not call.inference:
+    raise _UnsupportedModel("{} called in training mode".format(m.name))
+  if m._channel_index != -1:  # pylint: disable=protected-access
+    raise _UnsupportedModel("{}: channels not last".format(m.name))
+  axes = list(range(1, x.shape.rank - 1))
+  total = tf.zeros(tf.shape(x)[:1], x.dtype)
+  variables = []
+  if m.scale.trainable:
+    xhat = (x - m.moving_mean.value) * tf.math.rsqrt(
+        m.moving_variance.value + m._eps)  # pylint: disable=protected-access
+    total += sq(tf.reduce_sum(d * xhat, axis=axes))
+    variables.append(m.scale)
+  if m.offset.trainable:
+    total += sq(tf.reduce_sum(d, axis=axes))
+    variables.append(m.offset)
+  return total, variables
+
+
+def _layer_gradient_norms(model, images, labels):
+  """(el2n, grand) of a batch the "layers" way; see the module doc."""
+  with _recording_layer_calls() as calls:
+    with tf.GradientTape() as tape:
+      loss, logits = _loss(model, images, labels)
+      total = tf.reduce_sum(loss)
+  modules = [id(c.module) for c in calls]
+  if len(set(modules)) != len(modules):
+    raise _UnsupportedModel("a layer is called more than once")
+  deltas = tape.gradient(total, [c.outputs for c in calls])
+  squared = tf.zeros(tf.shape(loss), loss.dtype)
+  covered = set()
+  for call, d in zip(calls, deltas):
+    if d is None:
+      d = tf.zeros_like(call.outputs)
+    layer, variables = _layer_squared_norms(call, d)
+    squared += layer
+    covered.update(v.ref() for v in variables)
+  missing = [v.name for v in model.trainable_variables
+             if v.ref() not in covered]
+  if missing:
+    raise _UnsupportedModel("trainable variables outside snt.Linear, "
+                            "snt.Conv2D and batch norm: {}".format(missing[:3]))
+  return el2n_from_logits(logits, labels), tf.sqrt(squared)
+
+
 class _Compiled:
   """A model's compiled scoring functions (traced once per input shape)."""
 
@@ -95,6 +260,8 @@ class _Compiled:
       raise ValueError("the model has no trainable variables; build it "
                        "(call it once) first")
     model_ref = weakref.ref(model)
+    self._model_ref = model_ref
+    self.unsupported = None  # why "layers" does not apply, once known
 
     def single_norm(image, label):
       model = model_ref()
@@ -103,22 +270,45 @@ class _Compiled:
         loss = tf.reduce_sum(loss)
       return tf.sqrt(_squared_norm(tape.gradient(loss, self.variables)))
 
-    def scores(images, labels):
+    def pfor_scores(images, labels):
       model = model_ref()
       _, logits = _loss(model, images, labels)
       norms = tf.vectorized_map(lambda e: single_norm(e[0], e[1]),
                                 (images, labels),
-                                fallback_to_while_loop=False)
+                                fallback_to_while_loop=True)
       return el2n_from_logits(logits, labels), norms
 
-    compiled_scores = tf.function(scores, reduce_retracing=True)
+    def layer_scores(images, labels):
+      return _layer_gradient_norms(model_ref(), images, labels)
 
-    def scores_unfused(images, labels):
+    compiled_pfor = tf.function(pfor_scores, reduce_retracing=True)
+    self.layer_scores = tf.function(layer_scores, reduce_retracing=True)
+
+    def pfor_unfused(images, labels):
       with _unfused_batch_norm(model_ref()):
-        return compiled_scores(images, labels)
+        return compiled_pfor(images, labels)
 
-    self.scores = scores_unfused
+    self.pfor_scores = pfor_unfused
     self.single_norm = tf.function(single_norm, reduce_retracing=True)
+
+  def scores(self, images, labels, method="auto"):
+    if method not in METHODS:
+      raise ValueError("`method` must be one of {}, got {!r}".format(
+          METHODS, method))
+    if method != "pfor" and self.unsupported is None:
+      # Whether the "layers" way applies, found once, eagerly on one example
+      # (an error raised while tracing would come back wrapped).
+      try:
+        _layer_gradient_norms(self._model_ref(), images[:1], labels[:1])
+        self.unsupported = ""
+      except _UnsupportedModel as e:
+        self.unsupported = str(e)
+    if method == "layers" and self.unsupported:
+      raise ValueError("gradient norms by layers do not apply: {}".format(
+          self.unsupported))
+    if method == "pfor" or self.unsupported:
+      return self.pfor_scores(images, labels)
+    return self.layer_scores(images, labels)
 
 
 _COMPILED = weakref.WeakKeyDictionary()
@@ -130,7 +320,8 @@ def _compiled(model) -> _Compiled:
   return _COMPILED[model]
 
 
-def el2n_and_gradient_norms(model, images, labels) -> Tuple[np.ndarray, np.ndarray]:
+def el2n_and_gradient_norms(model, images, labels, method="auto"
+                            ) -> Tuple[np.ndarray, np.ndarray]:
   """EL2N and GraNd of one batch, vectorized.
 
   Args:
@@ -138,19 +329,21 @@ def el2n_and_gradient_norms(model, images, labels) -> Tuple[np.ndarray, np.ndarr
       returning [batch, num_classes] logits.
     images: [batch, ...] float32 inputs as the model expects them.
     labels: [batch] int class ids.
+    method: "layers", "pfor", or "auto" ("layers" where it applies, else
+      "pfor"); see the module doc.
 
   Returns:
     (el2n [batch] float32, grand [batch] float32) numpy arrays.
   """
   images = tf.convert_to_tensor(images, tf.float32)
   labels = tf.convert_to_tensor(labels, tf.int64)
-  el2n, grand = _compiled(model).scores(images, labels)
+  el2n, grand = _compiled(model).scores(images, labels, method)
   return el2n.numpy(), grand.numpy()
 
 
-def gradient_norms(model, images, labels) -> np.ndarray:
+def gradient_norms(model, images, labels, method="auto") -> np.ndarray:
   """[batch] float32 per-example ||grad_w CE||_2 over all trainable variables."""
-  return el2n_and_gradient_norms(model, images, labels)[1]
+  return el2n_and_gradient_norms(model, images, labels, method)[1]
 
 
 def gradient_norms_loop(model, images, labels, compiled=True) -> np.ndarray:
@@ -200,8 +393,8 @@ class SplitScores:
 
 
 def score_split(model, split, ids: Optional[Sequence[int]] = None,
-                batch_size: int = DEFAULT_BATCH_SIZE,
-                progress: bool = True) -> SplitScores:
+                batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+                method: str = "auto") -> SplitScores:
   """EL2N and GraNd of `model` on the examples `ids` of `split`.
 
   Args:
@@ -211,6 +404,7 @@ def score_split(model, split, ids: Optional[Sequence[int]] = None,
     batch_size: examples per vectorized batch (memory: batch x parameters
       floats for the per-example gradients).
     progress: show a tqdm bar.
+    method: how gradient norms are vectorized (`METHODS`).
 
   Returns:
     `SplitScores` in the order of `ids`.
@@ -225,7 +419,8 @@ def score_split(model, split, ids: Optional[Sequence[int]] = None,
   for start in tqdm.tqdm(starts, desc="el2n/grand", unit="batch",
                          disable=not progress):
     pos = positions[start:start + batch_size]
-    e, g = el2n_and_gradient_norms(model, split.images[pos], split.labels[pos])
+    e, g = el2n_and_gradient_norms(model, split.images[pos], split.labels[pos],
+                                   method)
     el2n.append(e)
     grand.append(g)
   cat = lambda xs: (np.concatenate(xs) if xs else np.zeros(0, np.float32))

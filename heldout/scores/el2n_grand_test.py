@@ -61,6 +61,33 @@ class Linear(snt.Module):
     return self.linear(snt.flatten(tf.convert_to_tensor(images)))
 
 
+class WithRawVariable(snt.Module):
+  """A Linear layer and a trainable variable outside any Sonnet layer."""
+
+  def __init__(self):
+    super().__init__()
+    self.linear = snt.Linear(10)
+    self.temperature = tf.Variable(1.5, name="temperature")
+
+  def __call__(self, images, is_training):
+    del is_training
+    return self.linear(snt.flatten(tf.convert_to_tensor(images))) * self.temperature
+
+
+class TrainingModeBatchNorm(snt.Module):
+  """Batch norm always in training mode: no per-example closed form."""
+
+  def __init__(self):
+    super().__init__()
+    self.bn = snt.BatchNorm(create_scale=True, create_offset=True)
+    self.linear = snt.Linear(10)
+
+  def __call__(self, images, is_training):
+    del is_training
+    net = self.bn(tf.convert_to_tensor(images), is_training=True)
+    return self.linear(snt.flatten(net))
+
+
 class El2nGrandTest(parameterized.TestCase):
 
   def test_el2n_against_numpy(self):
@@ -73,12 +100,13 @@ class El2nGrandTest(parameterized.TestCase):
     tolerance.assert_close(el2n_grand.el2n_from_logits(logits, labels).numpy(),
                            expected, tolerance.ELEMENTWISE)
 
-  @parameterized.named_parameters(("mlp", "mlp"), ("small_cnn", "small_cnn"),
-                                  ("small_inception", "small_inception"))
-  def test_vectorized_matches_per_example_loop(self, arch):
+  @parameterized.product(arch=("mlp", "small_cnn", "small_inception"),
+                         method=("layers", "pfor"))
+  def test_vectorized_matches_per_example_loop(self, arch, method):
     model, shape = _model(arch)
     images, labels = _data(shape, 9)
-    el2n, grand = el2n_grand.el2n_and_gradient_norms(model, images, labels)
+    el2n, grand = el2n_grand.el2n_and_gradient_norms(model, images, labels,
+                                                     method)
     reference = el2n_grand.gradient_norms_loop(model, images, labels,
                                                compiled=False)
     self.assertEqual(grand.shape, (9,))
@@ -91,8 +119,29 @@ class El2nGrandTest(parameterized.TestCase):
     tolerance.assert_close(el2n_grand.gradient_norms_loop(model, images, labels),
                            reference, GRADIENT)
     # Inference mode: an example's norm does not depend on its batch.
-    alone = el2n_grand.gradient_norms(model, images[4:5], labels[4:5])
+    alone = el2n_grand.gradient_norms(model, images[4:5], labels[4:5], method)
     tolerance.assert_close(alone, grand[4:5], GRADIENT)
+
+  def test_other_layers_fall_back_to_pfor(self):
+    model = WithRawVariable()
+    images, labels = _data((4, 4, 1), 6)
+    model(images, is_training=False)
+    with self.assertRaisesRegex(ValueError, "by layers do not apply: trainable "
+                                "variables outside.*temperature"):
+      el2n_grand.gradient_norms(model, images, labels, method="layers")
+    grand = el2n_grand.gradient_norms(model, images, labels)  # auto: pfor
+    reference = el2n_grand.gradient_norms_loop(model, images, labels,
+                                               compiled=False)
+    tolerance.assert_close(grand, reference, GRADIENT)
+    with self.assertRaisesRegex(ValueError, "`method` must be one of"):
+      el2n_grand.gradient_norms(model, images, labels, method="fast")
+
+  def test_batch_norm_in_training_mode_is_not_by_layers(self):
+    model = TrainingModeBatchNorm()
+    images, labels = _data((4, 4, 2), 5)
+    model(images, is_training=False)
+    with self.assertRaisesRegex(ValueError, "called in training mode"):
+      el2n_grand.gradient_norms(model, images, labels, method="layers")
 
   def test_every_trainable_variable_counts(self):
     model, shape = _model("small_inception")
