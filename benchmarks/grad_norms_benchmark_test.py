@@ -18,6 +18,9 @@ class GradNormsBenchmarkTest(absltest.TestCase):
     self.assertGreater(result.vectorized_seconds, 0)
     # The vectorized norms are those of the loop (see el2n_grand_test).
     self.assertLess(result.max_relative_difference, tolerance.FORWARD)
+    self.assertLess(result.pfor_max_relative_difference, tolerance.FORWARD)
+    self.assertGreater(result.pfor_seconds, 0)
+    self.assertGreater(result.batch_gradient_seconds, 0)
     table = grad_norms_benchmark.format_table([result])
     self.assertIn("tiny MLP", table)
     self.assertIn("faster than the per-example loop (target >= 10x)", table)
