@@ -19,6 +19,7 @@ from heldout.scores.forgetting import EpochCorrectnessCallback
 from heldout.scores.forgetting import ForgettingCallback
 from heldout.scores.forgetting import ForgettingCounts
 from heldout.scores.forgetting import forgetting_scores
+from heldout.scores.forgetting import most_forgettable_first
 from heldout.scores.score_file import average_over_runs
 from heldout.scores.score_file import is_score_file
 from heldout.scores.score_file import read_scores

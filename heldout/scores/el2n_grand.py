@@ -120,7 +120,12 @@ class _Call:
 
 @contextlib.contextmanager
 def _recording_layer_calls():
-  """Records every call of snt.Linear, snt.Conv2D and batch norm (class level)."""
+  """Records every call of snt.Linear, snt.Conv2D and batch norm (class level).
+
+  The classes' `__call__` is replaced while the block runs (only while a
+  model is traced), so calls from other threads at that moment would be
+  recorded too; scoring is meant to run in one thread.
+  """
   calls = []
   patched = []
 

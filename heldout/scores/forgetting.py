@@ -235,3 +235,24 @@ def forgetting_scores(runs: Sequence[ForgettingCounts], method: str = MINIBATCH,
       extras={"never_learned": all_never,
               "never_learned_fraction": fraction.astype(np.float64),
               "num_learned_runs": mean.num_runs})
+
+
+def most_forgettable_first(scores: score_file.Scores) -> np.ndarray:
+  """Example ids of a forgetting score file, most forgettable first.
+
+  Orders by `never_learned_fraction` (descending), then the mean count over
+  learned runs (descending; NaN last), then id: examples never learned in
+  any run come first, as the convention F = +inf ranks them.
+
+  Args:
+    scores: `Scores` from `forgetting_scores`.
+
+  Returns:
+    [n] int64 example ids.
+  """
+  fraction = scores.extras["never_learned_fraction"]
+  values = np.where(np.isposinf(scores.values), 0.0, scores.values)
+  values = np.where(np.isnan(values), -np.inf, values)
+  fraction = np.where(np.isnan(fraction), -np.inf, fraction)
+  order = np.lexsort((scores.index, -values, -fraction))
+  return scores.index[order]
