@@ -4,10 +4,14 @@ r"""Per-example scores from training runs: `bazel run //train:scores -- ...`.
         --seeds=0:10 --output=forgetting.npz
     bazel run //train:scores -- --method=grand --dataset=digits --seeds=0:10 \
         --score_epochs=0,20 --output=grand.npz   # grand_epoch0.npz, grand_epoch20.npz
+    bazel run //train:scores -- --method=ssft --dataset=digits --seeds=0:5 \
+        --second_epochs=20 --output=ssft.npz
 
 Methods: forgetting (minibatch, Toneva / Data Diet), forgetting_per_epoch
 (SSFT's code), el2n, grand (at --score_epochs; each scored model is saved as a
-run in the released layout under `<output>.runs/epoch_<e>/<seed>/`). Trains
+run in the released layout under `<output>.runs/epoch_<e>/<seed>/`), ssft
+(second-split forgetting time, with first-split learning time as the extra
+`fslt`; --second_epochs, --patience). Trains
 one model per seed on the whole training split with the config's recipe
 (train/configs, `--config`, `--arch`, `--epochs`). Kill it and start it again
 with the same arguments: finished seeds are kept (`<output>.runs/seed_<s>.npz`).
@@ -45,6 +49,12 @@ _SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
 _SCORE_EPOCHS = flags.DEFINE_string(
     "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
     "initialisation).")
+_SECOND_EPOCHS = flags.DEFINE_integer(
+    "second_epochs", 50, "ssft: epochs of the second phase (the first trains "
+    "up to the config's epochs, stopping once fit).")
+_PATIENCE = flags.DEFINE_integer(
+    "patience", 5, "ssft: the first phase stops after this many consecutive "
+    "epochs at 100% training accuracy.")
 _OUTPUT = flags.DEFINE_string("output", None, "The score file (.npz).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace outputs made with other arguments.")
@@ -68,7 +78,9 @@ def main(argv):
       method=_METHOD.value, dataset=_DATASET.value,
       config=dataclasses.asdict(config),
       seeds=tuple(subsets.parse_runs(_SEEDS.value)),
-      score_epochs=tuple(scoring.parse_epochs(_SCORE_EPOCHS.value)))
+      score_epochs=tuple(scoring.parse_epochs(_SCORE_EPOCHS.value)),
+      second_epochs=_SECOND_EPOCHS.value if _METHOD.value == "ssft" else 0,
+      patience=_PATIENCE.value)
   dataset = data_registry.load_dataset(
       cli.resolve_dataset_name(_DATASET.value),
       data_dir=cli.resolve_path(_DATA_DIR.value))

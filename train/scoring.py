@@ -1,4 +1,4 @@
-"""Training runs that score every training example: forgetting, EL2N, GraNd.
+"""Training runs that score every training example: forgetting, EL2N, GraNd, SSFT.
 
 `train_and_score` trains one model per seed on the whole training split with
 `train.loop.Trainer` and
@@ -10,7 +10,10 @@
   at each of `score_epochs` (0 = at initialisation, e after e epochs),
   training up to the last, and saves the model there as a run in the released
   layout, `<work_dir>/epoch_<e>/<seed>/checkpoints/ckpt-<e>`
-  (`heldout.readers.checkpoints.restore_run` reads it).
+  (`heldout.readers.checkpoints.restore_run` reads it);
+- `ssft`: the two-phase protocol of `heldout.scores.second_split` (phase 1
+  up to the config's epochs, stopping once fit; phase 2 `second_epochs`),
+  SSFT with FSLT as an extra.
 
 Each finished seed is saved atomically as `<work_dir>/seed_<seed>.npz`, so a
 job killed and started again skips finished seeds (an interrupted seed is
@@ -38,12 +41,14 @@ from heldout.readers import layout
 from heldout.scores import el2n_grand
 from heldout.scores import forgetting
 from heldout.scores import score_file
+from heldout.scores import second_split
 from train import loop
 
-METHODS = ("forgetting", "forgetting_per_epoch", "el2n", "grand")
+METHODS = ("forgetting", "forgetting_per_epoch", "el2n", "grand", "ssft")
 _SCORE_METHOD = {"forgetting": forgetting.MINIBATCH,
                  "forgetting_per_epoch": forgetting.PER_EPOCH,
-                 "el2n": el2n_grand.EL2N, "grand": el2n_grand.GRAND}
+                 "el2n": el2n_grand.EL2N, "grand": el2n_grand.GRAND,
+                 "ssft": second_split.SSFT}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +61,18 @@ class ScoringArgs:
     config: the `TrainConfig` as a dict (`dataclasses.asdict`).
     seeds: the seeds averaged.
     score_epochs: for el2n/grand, the epochs scored (0 = initialisation).
+    second_epochs: for ssft, the second phase's epochs (the first phase
+      trains up to the config's epochs, stopping once fit).
+    patience: for ssft, the first phase stops after this many consecutive
+      epochs at 100% accuracy on its half.
   """
   method: str
   dataset: str
   config: Dict[str, object]
   seeds: Tuple[int, ...]
   score_epochs: Tuple[int, ...] = ()
+  second_epochs: int = 0
+  patience: int = 5
 
   def __post_init__(self):
     if self.method not in METHODS:
@@ -78,6 +89,13 @@ class ScoringArgs:
                          "{}".format(self.method, list(self.score_epochs)))
     elif self.score_epochs:
       raise ValueError("`score_epochs` is for el2n and grand, not {}".format(
+          self.method))
+    if self.method == "ssft":
+      if self.second_epochs < 1 or self.patience < 1:
+        raise ValueError("ssft needs `second_epochs` and `patience` >= 1, got "
+                         "{} and {}".format(self.second_epochs, self.patience))
+    elif self.second_epochs:
+      raise ValueError("`second_epochs` is for ssft, not {}".format(
           self.method))
     object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
     object.__setattr__(self, "score_epochs",
@@ -162,6 +180,12 @@ def score_seed(trainer: loop.Trainer, split, args: ScoringArgs, seed: int,
     callback = forgetting.ForgettingCallback(len(split))
     trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
     counts = callback.counts()
+  elif args.method == "ssft":
+    result = second_split.run_two_phases(
+        trainer, split, seed, max_epochs=epochs, patience=args.patience,
+        second_epochs=args.second_epochs, ids=ids)
+    return {"index": result.index, "fslt": result.fslt, "ssft": result.ssft,
+            "first_epochs": result.first_epochs}
   elif args.method == "forgetting_per_epoch":
     callback = forgetting.EpochCorrectnessCallback(split, ids)
     trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
@@ -256,6 +280,10 @@ def _aggregate(runs: List[Dict[str, np.ndarray]], args: ScoringArgs,
               for r in runs]
     return forgetting.forgetting_scores(counts, _SCORE_METHOD[args.method],
                                         _file_args(args, epoch))
+  if args.method == "ssft":
+    return second_split.two_phase_scores([second_split.TwoPhaseResult(
+        r["index"], r["fslt"], r["ssft"], r["first_epochs"],
+        args.second_epochs) for r in runs], _file_args(args, epoch))
   key = "{}_{}".format(args.method, epoch)
   return score_file.average_over_runs([(r["index"], r[key]) for r in runs],
                                       _SCORE_METHOD[args.method],

@@ -1,5 +1,6 @@
 """Tests of scoring runs on digits: outputs, checkpoints, resuming, arguments."""
 
+import dataclasses
 import os
 
 from absl.testing import absltest
@@ -13,6 +14,7 @@ from heldout.readers import checkpoints
 from heldout.scores import el2n_grand
 from heldout.scores import forgetting
 from heldout.scores import score_file
+from heldout.scores import second_split
 from train import loop
 from train import scoring
 from train.configs import base
@@ -43,11 +45,11 @@ class ScoringTest(absltest.TestCase):
     return make
 
   def _args(self, method="forgetting", seeds=(0, 1), score_epochs=(),
-            config=_CONFIG):
-    import dataclasses  # pylint: disable=g-import-not-at-top
+            config=_CONFIG, second_epochs=0):
     return scoring.ScoringArgs(method=method, dataset="digits",
                                config=dataclasses.asdict(config), seeds=seeds,
-                               score_epochs=score_epochs)
+                               score_epochs=score_epochs,
+                               second_epochs=second_epochs)
 
   def test_forgetting_outputs_and_resume(self):
     output = os.path.join(self.folder, "f.npz")
@@ -133,9 +135,34 @@ class ScoringTest(absltest.TestCase):
     self.assertFalse(np.allclose(score_file.read_scores(paths[0]).values,
                                  score_file.read_scores(paths[2]).values))
 
+  def test_ssft(self):
+    output = os.path.join(self.folder, "s.npz")
+    scoring.train_and_score(self.data, self._trainer_fn(),
+                            self._args("ssft", seeds=(0,), second_epochs=2),
+                            output, progress=False)
+    scores = score_file.read_scores(output)
+    self.assertEqual(scores.method, "ssft")
+    self.assertLen(scores, 1257)
+    self.assertEqual(sorted(scores.extras), ["fslt", "fslt_se"])
+    # Phase 2 of 2 epochs: SSFT in 1..3; phase 1 of at most 2: FSLT in 1..3.
+    self.assertTrue(((scores.values >= 1) & (scores.values <= 3)).all())
+    self.assertTrue(((scores.extras["fslt"] >= 1) &
+                     (scores.extras["fslt"] <= 3)).all())
+    # The seed's own result, recomputed independently of the job.
+    trainer = self._trainer_fn()()
+    again = second_split.run_two_phases(trainer, self.data.train, 0,
+                                        max_epochs=2, patience=5,
+                                        second_epochs=2)
+    np.testing.assert_array_equal(scores.values, again.ssft)
+    np.testing.assert_array_equal(scores.extras["fslt"], again.fslt)
+
   def test_argument_checks(self):
-    with self.assertRaisesRegex(ValueError, "`method` must be one of"):
+    with self.assertRaisesRegex(ValueError, "ssft needs `second_epochs`"):
       self._args(method="ssft")
+    with self.assertRaisesRegex(ValueError, "`second_epochs` is for ssft"):
+      self._args(second_epochs=3)
+    with self.assertRaisesRegex(ValueError, "`method` must be one of"):
+      self._args(method="fslt")
     with self.assertRaisesRegex(ValueError, "`score_epochs` must be epochs"):
       self._args(method="el2n")
     with self.assertRaisesRegex(ValueError, "`score_epochs` is for el2n"):

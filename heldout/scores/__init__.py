@@ -2,7 +2,8 @@
 
 `Scores` / `save_scores` / `read_scores`: the score artefact every method
 writes (index, values, se, num_runs, method, args_json, extras).
-Forgetting events (minibatch and per-epoch variants) and EL2N / GraNd.
+Forgetting events (minibatch and per-epoch variants), EL2N / GraNd, and
+first-split learning / second-split forgetting times.
 """
 
 from heldout.scores.el2n_grand import el2n_and_gradient_norms
@@ -25,3 +26,8 @@ from heldout.scores.score_file import is_score_file
 from heldout.scores.score_file import read_scores
 from heldout.scores.score_file import save_scores
 from heldout.scores.score_file import Scores
+from heldout.scores.second_split import first_split_learning_time
+from heldout.scores.second_split import run_two_phases
+from heldout.scores.second_split import second_split_forgetting_time
+from heldout.scores.second_split import two_phase_scores
+from heldout.scores.second_split import TwoPhaseResult

@@ -13,9 +13,12 @@ The model is evaluated in inference mode (`is_training=False`): batch norm
 normalises with its moving averages, so each example's logits and gradient
 depend on that example alone and the gradient is that of a fixed function of
 x (in training mode a per-example gradient would include the other examples
-through the batch statistics). Sonnet's batch norm has no moving averages
-before its first training step, so scores at initialisation of a batch-norm
-model ("epoch 0") use what its moving-average variables hold then.
+through the batch statistics). Caveat for scores at initialisation
+("epoch 0") of batch-norm models: Sonnet's batch norm starts its moving
+averages from the statistics of its first call, which for a model built on
+zeros (as `train.loop.Trainer` builds them) are mean 0 and variance 0, so
+inputs are scaled by 1/sqrt(eps) per layer; Data Diet's Flax models start
+from mean 0, variance 1. Those scores are computed as the model stands.
 
 Per-example gradient norms are computed vectorized, two ways:
 
