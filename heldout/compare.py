@@ -1,10 +1,18 @@
-r"""Compares our estimates with the published ones.
+r"""Compares per-example estimates and scores: ours, published, any two.
 
   bazel run //heldout:compare -- --ours=est/cifar100.npz \
       --published=cifar100_infl_matrix.npz --output_prefix=est/cifar100_vs_published
+  bazel run //heldout:compare -- --ours=forgetting.npz --published=el2n.npz
+  bazel run //heldout:compare -- --ours=el2n.npz --published=est/digits.npz \
+      --published_key=memorization
 
 `--ours` is what `//heldout:estimate` writes (`memorization`, `consistency`,
-`index`, ...). `--published` is a C-score file (`<dataset>-cscores-orig-order.npz`,
+`index`, ...; `--ours_key` picks one) or a per-example score file
+(`heldout.scores`: its `values`, or an extra array named by `--ours_key`).
+`--published` may also be a score file or an estimates file (then
+`--published_key` picks its key, as `--ours_key`): the two are lined up by
+their `index` (ids in both are compared; how many only one side has is
+reported), with no question of order. Otherwise `--published` is a C-score file (`<dataset>-cscores-orig-order.npz`,
 or `imagenet-cscores-with-filename.npz` with `--imagenet_index=imagenet_index.npz`),
 `cifar100_infl_matrix.npz`, or a high-influence pairs file; `--kind=auto`
 tells which from its keys and compares `cscore` (else `consistency`) with
@@ -37,6 +45,7 @@ from heldout import npz_io
 from heldout.data import tfds_data
 from heldout.released import agreement
 from heldout.released import published
+from heldout.scores import score_file
 
 _OURS = flags.DEFINE_string("ours", None, "Our estimates (.npz from //heldout:estimate).")
 _PUBLISHED = flags.DEFINE_string("published", None, "The published file (.npz).")
@@ -48,6 +57,10 @@ _OUTPUT_PREFIX = flags.DEFINE_string(
 _OURS_KEY = flags.DEFINE_string(
     "ours_key", None, "Key of --ours to compare (default: cscore, else consistency, "
     "for C-scores; memorization for memorization).")
+_PUBLISHED_KEY = flags.DEFINE_string(
+    "published_key", None, "When --published is an estimates file (from "
+    "//heldout:estimate), the key to compare (e.g. memorization); when it is "
+    "a score file, `values` (default) or the name of one of its extra arrays.")
 _INDEX_MAP = flags.DEFINE_string(
     "index_map", None, "Maps our example ids (TFDS positions) to the published "
     "file's ids: an .npz with `original_index`, or tfds:<name> (e.g. "
@@ -80,7 +93,13 @@ def _strip_npz(path):
 
 
 def _read_ours(path, keys):
-  """(key, values, index) of the first of `keys` in our estimates file."""
+  """(key, values, index) of the first of `keys` in an estimates or score file.
+
+  For a score file the key is its method (`keys` may name `values` or one of
+  its extra arrays instead; the key is then `<method>.<name>`).
+  """
+  if score_file.is_score_file(path):
+    return _read_score_file(path, keys)
   try:
     with npz_io.load_npz(path) as npz:
       arrays = {k: npz[k] for k in npz.files}
@@ -104,6 +123,29 @@ def _read_ours(path, keys):
     raise ValueError("{}: key `index`: expected shape {} (that of `{}`), found {}".format(
         path, values.shape, key, np.shape(index)))
   return key, values.astype(np.float64), np.asarray(index)
+
+
+def _read_score_file(path, keys):
+  """(label, values, index) of a score file, validated (`read_scores`)."""
+  scores = score_file.read_scores(path)
+  key = keys[0] if keys else "values"
+  if key == "values":
+    return scores.method, scores.values, scores.index
+  if key not in scores.extras:
+    raise ValueError("{}: key `{}` not found: a score file compares `values` "
+                     "or one of its extra arrays ({})".format(
+                         path, key, ", ".join(sorted(scores.extras)) or "none"))
+  return ("{}.{}".format(scores.method, key),
+          scores.extras[key].astype(np.float64), scores.index)
+
+
+def _is_estimates_file(path):
+  """Whether `path` is our own estimates (`//heldout:estimate`) file."""
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      return "args_json" in npz.files and "index" in npz.files
+  except (OSError, ValueError, EOFError):
+    return False
 
 
 def _read_index_map(path):
@@ -170,6 +212,12 @@ def main(argv):
       top_ks.append(int(k))
     except ValueError:
       raise ValueError("--top_k: {!r} is not an integer".format(k)) from None
+  if score_file.is_score_file(published_path) or _is_estimates_file(
+      published_path):
+    return _compare_by_index(ours_path, published_path, top_ks)
+  if _PUBLISHED_KEY.value:
+    raise ValueError("--published_key is for a score or estimates file as "
+                     "--published; {} is neither".format(published_path))
   imagenet_index = None
   if _IMAGENET_INDEX.value:
     imagenet_index = published.read_imagenet_index(
@@ -179,7 +227,12 @@ def main(argv):
                                     allow_pickle=_ALLOW_PICKLE.value,
                                     imagenet_index=imagenet_index,
                                     check_thresholds=_CHECK_THRESHOLDS.value)
-  keys = (_OURS_KEY.value,) if _OURS_KEY.value else _DEFAULT_KEYS[theirs.kind]
+  if _OURS_KEY.value:
+    keys = (_OURS_KEY.value,)
+  elif score_file.is_score_file(ours_path):
+    keys = ("values",)
+  else:
+    keys = _DEFAULT_KEYS[theirs.kind]
   key, values, index = _read_ours(ours_path, keys)
   notes = []
   if _INDEX_MAP.value:
@@ -216,6 +269,46 @@ def main(argv):
   for note in notes:
     print(note)
   print(report.format_text(names=("ours", "published")))
+  for name, path in sorted(paths.items()):
+    print("wrote {}: {}".format(name, path))
+  return 0
+
+
+def _compare_by_index(ours_path, other_path, top_ks):
+  """Two score/estimates files, lined up by their `index`."""
+  if _INDEX_MAP.value or _ASSUME_SAME_ORDER.value or _IMAGENET_INDEX.value:
+    raise ValueError("--index_map, --assume_same_order and --imagenet_index "
+                     "are for published files; {} is lined up with --ours by "
+                     "its `index`".format(other_path))
+  if score_file.is_score_file(other_path):
+    other_keys = (_PUBLISHED_KEY.value,) if _PUBLISHED_KEY.value else ()
+  else:
+    if not _PUBLISHED_KEY.value:
+      raise ValueError("{}: an estimates file; say which of its keys to "
+                       "compare with --published_key (e.g. memorization)"
+                       .format(other_path))
+    other_keys = (_PUBLISHED_KEY.value,)
+  if score_file.is_score_file(ours_path):
+    our_keys = (_OURS_KEY.value,) if _OURS_KEY.value else ()
+  elif _OURS_KEY.value:
+    our_keys = (_OURS_KEY.value,)
+  else:
+    raise ValueError("{}: an estimates file; say which of its keys to compare "
+                     "with --ours_key (e.g. memorization)".format(ours_path))
+  key, values, index = _read_ours(ours_path, our_keys)
+  other_key, other_values, other_index = _read_ours(other_path, other_keys)
+  report = agreement.agreement_report(
+      values, other_values, ours_index=index, published_index=other_index,
+      top_ks=top_ks, num_disagreements=_NUM_DISAGREEMENTS.value)
+  prefix = cli.resolve_path(_OUTPUT_PREFIX.value)
+  if not prefix:
+    prefix = "{}_vs_{}".format(_strip_npz(ours_path),
+                               os.path.basename(_strip_npz(other_path)))
+  paths = agreement.write_report(report, prefix,
+                                 names=("ours:" + key, "other:" + other_key))
+  print("{} ({}) vs {} ({}), lined up by index".format(
+      ours_path, key, other_path, other_key))
+  print(report.format_text(names=("ours", "other")))
   for name, path in sorted(paths.items()):
     print("wrote {}: {}".format(name, path))
   return 0

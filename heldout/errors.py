@@ -40,3 +40,7 @@ class PublishedFormatError(HeldoutError, ValueError):
 
 class ArgumentsMismatchError(HeldoutError, ValueError):
   """An output already exists and was made with different arguments."""
+
+
+class ScoreFileError(HeldoutError, ValueError):
+  """A per-example score file lacks a key or holds a malformed array."""

@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 
 from heldout import compare
 from heldout.data import testing as data_testing
+from heldout.scores import score_file
 from tests import binaries
 
 
@@ -178,6 +179,118 @@ class CompareEndToEndTest(absltest.TestCase):
     self.assertAlmostEqual(_summary(prefix + "_summary.csv")["spearman"], 1.0)
     self.assertIn("our ids mapped through the `id` feature of TFDS "
                   "cifar10:3.0.2 (train)", result.stdout)
+
+  def _score_file(self, name, index, values, method="el2n", **extras):
+    path = os.path.join(self.folder, name)
+    n = len(index)
+    score_file.save_scores(score_file.Scores(
+        index=np.array(index), values=np.array(values, np.float64),
+        se=np.full(n, np.nan), num_runs=np.ones(n, np.int64), method=method,
+        args={"seeds": [0]}, extras=extras), path)
+    return path
+
+  def test_two_score_files_by_index(self):
+    # a: ids 0..5, b: ids 2..7 (2 dropped on each side), stored in other
+    # orders. On the common ids 2..5: a = .2 .3 .4 .5, b by id = 4 3 2 +inf
+    # (never learned, ranked highest). Ranks: a 1 2 3 4, b 3 2 1 4:
+    # sum d^2 = 4 + 0 + 4 + 0 = 8, Spearman = 1 - 6 * 8 / (4 * 15) = 0.2.
+    a = self._score_file("a.npz", [5, 4, 3, 2, 1, 0], [.5, .4, .3, .2, .1, 0.])
+    b = self._score_file("b.npz", [2, 3, 4, 5, 6, 7], [4., 3., 2., np.inf, 1., 0.],
+                         method="forgetting_minibatch",
+                         never_learned=np.array([0, 0, 0, 1, 0, 0], bool))
+    prefix = os.path.join(self.folder, "ab")
+    result = subprocess.run(
+        _binary() + ["--ours=" + a, "--published=" + b, "--output_prefix=" + prefix,
+                     "--top_k=1,2", "--num_disagreements=2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+        timeout=300)
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    summary = _summary(prefix + "_summary.csv")
+    self.assertAlmostEqual(summary["spearman"], 0.2)
+    self.assertEqual(summary["n_compared"], 4)
+    self.assertEqual(summary["n_common"], 4)
+    self.assertEqual(summary["n_only_ours"], 2)
+    self.assertEqual(summary["n_only_published"], 2)
+    # Top-1: a {5}, b {5} (+inf); top-2: a {5, 4}, b {5, 2}.
+    self.assertEqual(summary["top_1_overlap"], 1.0)
+    self.assertEqual(summary["top_2_overlap"], 0.5)
+    rows = _disagreements(prefix + "_disagreements.csv")
+    self.assertEqual(rows[0][:3], ["index", "ours:el2n", "other:forgetting_minibatch"])
+    # Percentile ranks (of 3): ids 2 and 4 differ by 2/3; id 2 first, its
+    # values differing more (3.8 against 1.6).
+    self.assertEqual([(r[0], round(float(r[-1]), 4)) for r in rows[1:]],
+                     [("2", -0.6667), ("4", 0.6667)])
+    # Pearson is undefined with a +inf value; reported as NaN.
+    self.assertTrue(np.isnan(summary["pearson"]))
+    self.assertIn("(el2n) vs", result.stdout)
+    self.assertIn("(forgetting_minibatch), lined up by index", result.stdout)
+    self.assertIn("2 only in ours, 2 only in other", result.stdout)
+    # An extra array of a score file, by name.
+    result = self._run_main(ours=b, ours_key="never_learned", published=a,
+                            output_prefix=prefix + "_nl")
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertIn("(forgetting_minibatch.never_learned)", result.stdout)
+    result = self._run_main(ours=b, ours_key="nope", published=a,
+                            output_prefix=prefix + "_x")
+    self._assert_one_error_line(result, "key `nope` not found", "never_learned")
+
+  def test_score_file_and_estimates(self):
+    # self.ours memorization by id: (5 - i) / 5, ids 0..5.
+    with np.load(self.ours) as npz:
+      arrays = dict(npz)
+    arrays["args_json"] = np.array("{}")
+    np.savez(self.ours, **arrays)
+    scores = self._score_file("s.npz", [0, 1, 2, 3, 9], [5., 4., 3., 2., 0.])
+    prefix = os.path.join(self.folder, "se")
+    result = self._run_main(ours=scores, published=self.ours,
+                            published_key="memorization", output_prefix=prefix)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    summary = _summary(prefix + "_summary.csv")
+    self.assertAlmostEqual(summary["spearman"], 1.0)
+    self.assertAlmostEqual(summary["pearson"], 1.0)
+    self.assertEqual(summary["n_compared"], 4)
+    self.assertEqual(summary["n_only_ours"], 1)
+    self.assertEqual(summary["n_only_published"], 2)
+    self.assertIn("(el2n) vs", result.stdout)
+    self.assertIn("(memorization), lined up by index", result.stdout)
+    # The other way round: estimates as --ours with --ours_key.
+    result = self._run_main(ours=self.ours, ours_key="cscore", published=scores,
+                            output_prefix=prefix + "_r")
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    # cscore by id 0..3: NaN .5 .4 .3 vs 5 4 3 2: ids 1..3 agree in order.
+    summary = _summary(prefix + "_r_summary.csv")
+    self.assertAlmostEqual(summary["spearman"], 1.0)
+    self.assertEqual(summary["n_nan_ours"], 1)
+    # An estimates file needs its key named.
+    result = self._run_main(ours=scores, published=self.ours, output_prefix=prefix)
+    self._assert_one_error_line(result, "an estimates file",
+                                "--published_key (e.g. memorization)")
+    result = self._run_main(ours=self.ours, published=scores, output_prefix=prefix)
+    self._assert_one_error_line(result, "an estimates file", "--ours_key")
+    result = self._run_main(ours=scores, published=self.ours, published_key="x",
+                            output_prefix=prefix)
+    self._assert_one_error_line(result, "key `x` not found")
+    result = self._run_main(ours=scores, published=self.cscores, published_key="x",
+                            output_prefix=prefix)
+    self._assert_one_error_line(result, "--published_key is for a score or "
+                                "estimates file")
+    result = self._run_main(ours=scores, published=self.ours,
+                            published_key="memorization", assume_same_order=True,
+                            output_prefix=prefix)
+    self._assert_one_error_line(result, "lined up with --ours by its `index`")
+
+  def test_malformed_score_file(self):
+    scores = self._score_file("s.npz", [0, 1, 2], [1., 2., 3.])
+    with np.load(scores) as npz:
+      arrays = dict(npz)
+    arrays["se"] = np.zeros(2)
+    np.savez(scores, **arrays)
+    other = self._score_file("o.npz", [0, 1, 2], [1., 2., 3.])
+    result = self._run_main(ours=scores, published=other,
+                            output_prefix=os.path.join(self.folder, "m"))
+    self._assert_one_error_line(result, "s.npz: key `se`: expected length 3",
+                                "found length 2")
+    self.assertFalse(os.path.exists(os.path.join(self.folder, "m_summary.csv")))
 
   def _assert_one_error_line(self, result, *fragments):
     self.assertEqual(result.returncode, 1, msg=result.stdout)

@@ -298,10 +298,6 @@ def csv_path_for(npz_path):
   return root + ".csv" if ext == ".npz" else str(npz_path) + ".csv"
 
 
-def _result_args(args_dict):
-  return {k: v for k, v in args_dict.items() if k not in _NON_RESULT_ARGS}
-
-
 def check_output(npz_path, args, overwrite=False):
   """Refuses to replace estimates that were made with different arguments.
 
@@ -316,34 +312,57 @@ def check_output(npz_path, args, overwrite=False):
       CSV that goes beside it exists and is not one of ours (no estimates
       beside it, or another header): a file of the user's.
   """
-  if overwrite:
-    return
-  csv_path = csv_path_for(npz_path)
-  if os.path.exists(csv_path):
-    header = None
-    try:
-      with open(csv_path) as f:
-        header = f.readline().strip()
-    except (OSError, UnicodeDecodeError):
-      pass
-    if not os.path.exists(npz_path) or header != ",".join(CSV_COLUMNS):
-      raise errors.ArgumentsMismatchError(
-          "{}: exists and is not the per-example CSV of the estimates {} "
-          "(expected that file beside it and the header {}); the CSV goes "
-          "there, so choose another output or overwrite it (--overwrite)"
-          .format(csv_path, npz_path, ",".join(CSV_COLUMNS)))
-  if not os.path.exists(npz_path):
+  if not overwrite:
+    csv_path = csv_path_for(npz_path)
+    if os.path.exists(csv_path):
+      header = None
+      try:
+        with open(csv_path) as f:
+          header = f.readline().strip()
+      except (OSError, UnicodeDecodeError):
+        pass
+      if not os.path.exists(npz_path) or header != ",".join(CSV_COLUMNS):
+        raise errors.ArgumentsMismatchError(
+            "{}: exists and is not the per-example CSV of the estimates {} "
+            "(expected that file beside it and the header {}); the CSV goes "
+            "there, so choose another output or overwrite it (--overwrite)"
+            .format(csv_path, npz_path, ",".join(CSV_COLUMNS)))
+  check_stored_arguments(npz_path, dataclasses.asdict(args), overwrite=overwrite,
+                         ignore=_NON_RESULT_ARGS, what="estimates")
+
+
+def check_stored_arguments(npz_path, wanted, overwrite=False, ignore=(),
+                           what="results"):
+  """Refuses to replace an .npz whose `args_json` differs from `wanted`.
+
+  Shared by every stage that stores its arguments beside its results
+  (estimates, per-example score files).
+
+  Args:
+    npz_path: the output .npz.
+    wanted: dict, the JSON-able arguments about to be run.
+    overwrite: allow replacing it anyway.
+    ignore: argument names that do not change the results.
+    what: what the file holds, for the message.
+
+  Raises:
+    ArgumentsMismatchError: if `npz_path` exists, `overwrite` is False, and it
+      was made with other arguments (or has no stored arguments).
+  """
+  if overwrite or not os.path.exists(npz_path):
     return
   try:
     with npz_io.load_npz(npz_path) as npz:
       previous = json.loads(str(npz["args_json"]))
   except (OSError, ValueError, KeyError) as e:
     raise errors.ArgumentsMismatchError(
-        "{}: exists and is not a file of estimates with stored arguments ({}); "
+        "{}: exists and is not a file of {} with stored arguments ({}); "
         "choose another output or overwrite it (--overwrite)".format(
-            npz_path, e)) from None
-  wanted = _result_args(dataclasses.asdict(args))
-  previous = _result_args(previous)
+            npz_path, what, e)) from None
+  # Through JSON, so tuples compare equal to the lists they are stored as.
+  wanted = json.loads(json.dumps(wanted))
+  previous = {k: v for k, v in previous.items() if k not in ignore}
+  wanted = {k: v for k, v in wanted.items() if k not in ignore}
   if previous != wanted:
     diff = sorted(k for k in set(previous) | set(wanted)
                   if previous.get(k) != wanted.get(k))
@@ -399,16 +418,36 @@ def save_estimates(estimates, npz_path, args):
   Raises:
     OSError: if a file cannot be written or renamed.
   """
-  npz_path = str(npz_path)
-  csv_path = csv_path_for(npz_path)
   arrays = estimates.arrays()
   arrays["args_json"] = np.array(args.to_json())
+  return write_npz_and_csv(npz_path, arrays, estimates.csv_text())
+
+
+def write_npz_and_csv(npz_path, arrays, csv_text):
+  """Writes `arrays` as `npz_path` and `csv_text` beside it, both or neither.
+
+  Both files are first written in full under temporary names beside their
+  destinations, then renamed over them, CSV first; see `save_estimates`.
+
+  Args:
+    npz_path: the .npz destination; the CSV's is `csv_path_for(npz_path)`.
+    arrays: name -> array.
+    csv_text: the CSV's content.
+
+  Returns:
+    The CSV's path.
+
+  Raises:
+    OSError: if a file cannot be written or renamed.
+  """
+  npz_path = str(npz_path)
+  csv_path = csv_path_for(npz_path)
   staged_npz = _staging_name(npz_path)
   staged_csv = _staging_name(csv_path)
   csv_in_place = False
   try:
     atomic.write_npz(staged_npz, **arrays)
-    atomic.write_text(staged_csv, estimates.csv_text())
+    atomic.write_text(staged_csv, csv_text)
     _rename(staged_csv, csv_path)
     csv_in_place = True
     _rename(staged_npz, npz_path)

@@ -1,0 +1,105 @@
+r"""Per-example scores from training runs: `bazel run //train:scores -- ...`.
+
+    bazel run //train:scores -- --method=forgetting --dataset=digits \
+        --seeds=0:10 --output=forgetting.npz
+    bazel run //train:scores -- --method=grand --dataset=digits --seeds=0:10 \
+        --score_epochs=0,20 --output=grand.npz   # grand_epoch0.npz, grand_epoch20.npz
+    bazel run //train:scores -- --method=ssft --dataset=digits --seeds=0:5 \
+        --second_epochs=20 --output=ssft.npz
+
+Methods: forgetting (minibatch, Toneva / Data Diet), forgetting_per_epoch
+(SSFT's code), el2n, grand (at --score_epochs; each scored model is saved as a
+run in the released layout under `<output>.runs/epoch_<e>/<seed>/`), ssft
+(second-split forgetting time, with first-split learning time as the extra
+`fslt`; --second_epochs, --patience). Trains
+one model per seed on the whole training split with the config's recipe
+(train/configs, `--config`, `--arch`, `--epochs`). Kill it and start it again
+with the same arguments: finished seeds are kept (`<output>.runs/seed_<s>.npz`).
+The outputs are score files (`heldout.scores`) with a CSV beside each; compare
+them with `//heldout:compare`. See `train/scoring.py`.
+"""
+
+import dataclasses
+
+from absl import flags
+import tensorflow as tf
+
+from heldout import cli
+from heldout.data import registry as data_registry
+from heldout.models import registry as model_registry
+from train import configs
+from train import loop
+from train import scoring
+from train import subsets
+
+_METHOD = flags.DEFINE_enum("method", None, list(scoring.METHODS),
+                            "What to score.")
+_DATASET = flags.DEFINE_string(
+    "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 or "
+    "npz:/path/file.npz.")
+_CONFIG = flags.DEFINE_string(
+    "config", None, "Training recipe (train/configs); the dataset's default "
+    "if not given.")
+_ARCH = flags.DEFINE_string(
+    "arch", None, "Architecture (heldout.models.registry); the config's if "
+    "not given.")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
+_SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
+                             "comma-separated ids and ranges.")
+_SCORE_EPOCHS = flags.DEFINE_string(
+    "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
+    "initialisation).")
+_SECOND_EPOCHS = flags.DEFINE_integer(
+    "second_epochs", 50, "ssft: epochs of the second phase (the first trains "
+    "up to the config's epochs, stopping once fit).")
+_PATIENCE = flags.DEFINE_integer(
+    "patience", 5, "ssft: the first phase stops after this many consecutive "
+    "epochs at 100% training accuracy.")
+_OUTPUT = flags.DEFINE_string("output", None, "The score file (.npz).")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace outputs made with other arguments.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def main(argv):
+  tf.get_logger().setLevel("WARNING")
+  cli.check_no_arguments(argv)
+  cli.require_flags(method=_METHOD.value, output=_OUTPUT.value)
+  config = configs.get_config(
+      _CONFIG.value or configs.default_config_name(_DATASET.value))
+  if _ARCH.value and _ARCH.value != config.arch:
+    config = config.replace(arch=_ARCH.value, arch_kwargs={})
+  if _EPOCHS.value is not None:
+    config = config.replace(epochs=_EPOCHS.value,
+                            warmup_epochs=min(config.warmup_epochs,
+                                              _EPOCHS.value / 2))
+  args = scoring.ScoringArgs(
+      method=_METHOD.value, dataset=_DATASET.value,
+      config=dataclasses.asdict(config),
+      seeds=tuple(subsets.parse_runs(_SEEDS.value)),
+      score_epochs=tuple(scoring.parse_epochs(_SCORE_EPOCHS.value)),
+      second_epochs=_SECOND_EPOCHS.value if _METHOD.value == "ssft" else 0,
+      patience=_PATIENCE.value)
+  dataset = data_registry.load_dataset(
+      cli.resolve_dataset_name(_DATASET.value),
+      data_dir=cli.resolve_path(_DATA_DIR.value))
+  num_classes = int(dataset.num_classes)
+
+  def trainer_fn():
+    return loop.Trainer(
+        lambda: model_registry.build_model(config.arch, num_classes,
+                                           **config.arch_kwargs),
+        dataset.image_shape, config)
+
+  paths = scoring.train_and_score(
+      dataset, trainer_fn, args, cli.resolve_path(_OUTPUT.value),
+      overwrite=_OVERWRITE.value, progress=_PROGRESS.value)
+  for epoch, path in sorted(paths.items()):
+    print("wrote {}{} ({} seeds)".format(
+        path, "" if epoch < 0 else " (epoch {})".format(epoch),
+        len(args.seeds)))
+
+
+if __name__ == "__main__":
+  cli.run(main)

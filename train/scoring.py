@@ -1,0 +1,302 @@
+"""Training runs that score every training example: forgetting, EL2N, GraNd, SSFT.
+
+`train_and_score` trains one model per seed on the whole training split with
+`train.loop.Trainer` and
+
+- `forgetting` / `forgetting_per_epoch`: counts forgetting events during
+  training (`heldout.scores.forgetting`: from the minibatch logits, or from
+  the full-data correctness after each epoch), over the config's epochs;
+- `el2n` / `grand`: scores the training split (`heldout.scores.el2n_grand`)
+  at each of `score_epochs` (0 = at initialisation, e after e epochs),
+  training up to the last, and saves the model there as a run in the released
+  layout, `<work_dir>/epoch_<e>/<seed>/checkpoints/ckpt-<e>`
+  (`heldout.readers.checkpoints.restore_run` reads it);
+- `ssft`: the two-phase protocol of `heldout.scores.second_split` (phase 1
+  up to the config's epochs, stopping once fit; phase 2 `second_epochs`),
+  SSFT with FSLT as an extra.
+
+Each finished seed is saved atomically as `<work_dir>/seed_<seed>.npz`, so a
+job killed and started again skips finished seeds (an interrupted seed is
+trained again from scratch). The work folder keeps the arguments that change
+per-seed results (`args.json`) and refuses others (with `overwrite`, clears
+them); to add seeds to an output, run again with more seeds and `overwrite`:
+finished seeds are reused. Then the seeds are averaged
+into score files (`heldout.scores.score_file`): one for forgetting, one per
+scoring epoch for EL2N and GraNd.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import tqdm
+
+from heldout import atomic
+from heldout import errors
+from heldout import npz_io
+from heldout.readers import layout
+from heldout.scores import el2n_grand
+from heldout.scores import forgetting
+from heldout.scores import score_file
+from heldout.scores import second_split
+from train import loop
+
+METHODS = ("forgetting", "forgetting_per_epoch", "el2n", "grand", "ssft")
+_SCORE_METHOD = {"forgetting": forgetting.MINIBATCH,
+                 "forgetting_per_epoch": forgetting.PER_EPOCH,
+                 "el2n": el2n_grand.EL2N, "grand": el2n_grand.GRAND,
+                 "ssft": second_split.SSFT}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringArgs:
+  """What a scoring job computes.
+
+  Attributes:
+    method: one of `METHODS`.
+    dataset: the dataset's name.
+    config: the `TrainConfig` as a dict (`dataclasses.asdict`).
+    seeds: the seeds averaged.
+    score_epochs: for el2n/grand, the epochs scored (0 = initialisation).
+    second_epochs: for ssft, the second phase's epochs (the first phase
+      trains up to the config's epochs, stopping once fit).
+    patience: for ssft, the first phase stops after this many consecutive
+      epochs at 100% accuracy on its half.
+  """
+  method: str
+  dataset: str
+  config: Dict[str, object]
+  seeds: Tuple[int, ...]
+  score_epochs: Tuple[int, ...] = ()
+  second_epochs: int = 0
+  patience: int = 5
+
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError("`method` must be one of {}, got {!r}".format(
+          list(METHODS), self.method))
+    if not self.seeds:
+      raise ValueError("`seeds` must name at least one seed")
+    if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+      raise ValueError("`seeds` must be distinct and >= 0, got {}".format(
+          list(self.seeds)))
+    if self.method in ("el2n", "grand"):
+      if not self.score_epochs or any(e < 0 for e in self.score_epochs):
+        raise ValueError("`score_epochs` must be epochs >= 0 for {}, got "
+                         "{}".format(self.method, list(self.score_epochs)))
+    elif self.score_epochs:
+      raise ValueError("`score_epochs` is for el2n and grand, not {}".format(
+          self.method))
+    if self.method == "ssft":
+      if self.second_epochs < 1 or self.patience < 1:
+        raise ValueError("ssft needs `second_epochs` and `patience` >= 1, got "
+                         "{} and {}".format(self.second_epochs, self.patience))
+    elif self.second_epochs:
+      raise ValueError("`second_epochs` is for ssft, not {}".format(
+          self.method))
+    object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+    object.__setattr__(self, "score_epochs",
+                       tuple(sorted(set(int(e) for e in self.score_epochs))))
+
+  def as_dict(self):
+    return json.loads(json.dumps(dataclasses.asdict(self)))
+
+  def per_seed_dict(self):
+    """The arguments a seed's result depends on (not the set of seeds)."""
+    out = self.as_dict()
+    del out["seeds"]
+    return out
+
+
+def output_paths(output, args: ScoringArgs) -> Dict[int, str]:
+  """{score epoch (or -1 for forgetting): score file path}.
+
+  One scoring epoch, or forgetting: `output` itself; several:
+  `<output without .npz>_epoch<e>.npz`.
+  """
+  if len(args.score_epochs) <= 1:
+    key = args.score_epochs[0] if args.score_epochs else -1
+    return {key: str(output)}
+  root = str(output)[:-4] if str(output).endswith(".npz") else str(output)
+  return {e: "{}_epoch{}.npz".format(root, e) for e in args.score_epochs}
+
+
+def work_dir_for(output) -> str:
+  """`SCORES.npz` -> `SCORES.runs/`, the per-seed results and checkpoints."""
+  root = str(output)[:-4] if str(output).endswith(".npz") else str(output)
+  return root + ".runs"
+
+
+def _check_work_dir(work_dir, args, overwrite):
+  """Keeps finished seeds of the same per-seed arguments; else refuses or clears."""
+  path = os.path.join(work_dir, "args.json")
+  wanted = args.per_seed_dict()
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    if previous != wanted:
+      if not overwrite:
+        diff = sorted(k for k in set(previous) | set(wanted)
+                      if previous.get(k) != wanted.get(k))
+        raise errors.ArgumentsMismatchError(
+            "{}: holds seeds run with other arguments ({}); choose another "
+            "output or overwrite (--overwrite)".format(
+                work_dir, ", ".join("{}: {!r} then, {!r} now".format(
+                    k, previous.get(k), wanted.get(k)) for k in diff)))
+      for name in os.listdir(work_dir):
+        if name.startswith("seed_") and name.endswith(".npz"):
+          os.remove(os.path.join(work_dir, name))
+        elif name.startswith("epoch_"):
+          shutil.rmtree(os.path.join(work_dir, name))
+  atomic.write_json(path, wanted)
+
+
+def _seed_path(work_dir, seed):
+  return os.path.join(work_dir, "seed_{}.npz".format(seed))
+
+
+class _ScoreAtEpochs(loop.Callback):
+  """Scores the split and saves the model after the chosen epochs."""
+
+  def __init__(self, save_and_score, epochs):
+    self._save_and_score = save_and_score
+    self._epochs = set(epochs)
+
+  def on_epoch_end(self, epoch, trainer):
+    if epoch + 1 in self._epochs:
+      self._save_and_score(epoch + 1)
+
+
+def score_seed(trainer: loop.Trainer, split, args: ScoringArgs, seed: int,
+               work_dir: str) -> Dict[str, np.ndarray]:
+  """Trains and scores one seed; returns the arrays of its `seed_<s>.npz`."""
+  trainer.reset(seed)
+  ids = np.sort(np.asarray(split.index, np.int64))
+  epochs = int(args.config["epochs"])
+  if args.method == "forgetting":
+    callback = forgetting.ForgettingCallback(len(split))
+    trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
+    counts = callback.counts()
+  elif args.method == "ssft":
+    result = second_split.run_two_phases(
+        trainer, split, seed, max_epochs=epochs, patience=args.patience,
+        second_epochs=args.second_epochs, ids=ids)
+    return {"index": result.index, "fslt": result.fslt, "ssft": result.ssft,
+            "first_epochs": result.first_epochs}
+  elif args.method == "forgetting_per_epoch":
+    callback = forgetting.EpochCorrectnessCallback(split, ids)
+    trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
+    counts = callback.counts()
+  else:
+    out = {"index": ids}
+
+    def save_and_score(epoch):
+      run = os.path.join(work_dir, "epoch_{}".format(epoch), str(seed))
+      trainer.final_checkpoint().write(layout.checkpoint_prefix(run, epoch))
+      scores = el2n_grand.score_split(trainer.model, split, ids,
+                                      progress=False)
+      out["{}_{}".format(args.method, epoch)] = getattr(scores, args.method)
+
+    if 0 in args.score_epochs:
+      save_and_score(0)
+    last = max(args.score_epochs)
+    if last:
+      trainer.fit(split, ids, seed, epochs=last,
+                  callbacks=[_ScoreAtEpochs(save_and_score, args.score_epochs)])
+    return out
+  return {"index": counts.index, "events": counts.events,
+          "never_learned": counts.never_learned,
+          "presentations": counts.presentations}
+
+
+def _read_seed(path):
+  with npz_io.load_npz(path) as npz:
+    return {k: npz[k] for k in npz.files}
+
+
+def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
+                    overwrite: bool = False, progress: bool = True
+                    ) -> Dict[int, str]:
+  """Runs the seeds not yet finished, then writes the score file(s).
+
+  Args:
+    dataset: `heldout.data.dataset.Dataset` (its train split is scored).
+    trainer_fn: returns a `train.loop.Trainer` for the dataset and config.
+    args: `ScoringArgs`.
+    output: the score file (see `output_paths`).
+    overwrite: replace outputs made with other arguments (e.g. fewer seeds:
+      finished seeds of the same training arguments are reused) and seed
+      results made with other training arguments.
+    progress: show a progress bar over seeds.
+
+  Returns:
+    {score epoch (-1 for forgetting): path written}.
+
+  Raises:
+    ArgumentsMismatchError: if an output or the work folder holds results of
+      other arguments and `overwrite` is False.
+  """
+  paths = output_paths(output, args)
+  for e, path in paths.items():
+    score_file.check_stored_arguments(path, _placeholder(args, e), overwrite)
+  work_dir = work_dir_for(output)
+  _check_work_dir(work_dir, args, overwrite)
+  split = dataset.train
+  todo = [s for s in args.seeds if not os.path.exists(_seed_path(work_dir, s))]
+  trainer = trainer_fn() if todo else None
+  for seed in tqdm.tqdm(todo, desc=args.method, unit="seed",
+                        disable=not progress):
+    arrays = score_seed(trainer, split, args, seed, work_dir)
+    atomic.write_npz(_seed_path(work_dir, seed), **arrays)
+  runs = [_read_seed(_seed_path(work_dir, s)) for s in args.seeds]
+  for e, path in paths.items():
+    score_file.save_scores(_aggregate(runs, args, e), path, overwrite)
+  return paths
+
+
+def _file_args(args, epoch):
+  out = args.as_dict()
+  if epoch >= 0:
+    out["score_epoch"] = epoch
+  return out
+
+
+def _placeholder(args, epoch):
+  """An empty `Scores` with the method and arguments of output `epoch`."""
+  return score_file.Scores(
+      index=np.zeros(0, np.int64), values=np.zeros(0), se=np.zeros(0),
+      num_runs=np.zeros(0, np.int64), method=_SCORE_METHOD[args.method],
+      args=_file_args(args, epoch))
+
+
+def _aggregate(runs: List[Dict[str, np.ndarray]], args: ScoringArgs,
+               epoch: int) -> score_file.Scores:
+  if args.method in ("forgetting", "forgetting_per_epoch"):
+    counts = [forgetting.ForgettingCounts(
+        r["index"], r["events"], r["never_learned"], r["presentations"])
+              for r in runs]
+    return forgetting.forgetting_scores(counts, _SCORE_METHOD[args.method],
+                                        _file_args(args, epoch))
+  if args.method == "ssft":
+    return second_split.two_phase_scores([second_split.TwoPhaseResult(
+        r["index"], r["fslt"], r["ssft"], r["first_epochs"],
+        args.second_epochs) for r in runs], _file_args(args, epoch))
+  key = "{}_{}".format(args.method, epoch)
+  return score_file.average_over_runs([(r["index"], r[key]) for r in runs],
+                                      _SCORE_METHOD[args.method],
+                                      _file_args(args, epoch))
+
+
+def parse_epochs(text: str) -> Sequence[int]:
+  """`--score_epochs`: "0,20" -> [0, 20]."""
+  out = []
+  for item in [t.strip() for t in str(text or "").split(",") if t.strip()]:
+    try:
+      out.append(int(item))
+    except ValueError:
+      raise ValueError("`score_epochs`: {!r} is not an epoch".format(
+          item)) from None
+  return out
