@@ -5,8 +5,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from heldout.data import dataset as dataset_lib
 from heldout.data import digits
+from heldout.data import label_noise
 from heldout.models import registry
 from heldout.scores import forgetting
 from heldout.scores import score_file
@@ -212,14 +212,8 @@ class CorruptedLabelsTest(absltest.TestCase):
   def test_corrupted_examples_rank_most_forgettable(self):
     split = digits.load_digits().train
     n = len(split)
-    # The spec's protocol: the first 10% of ids get a random different class.
-    rng = np.random.default_rng(0)
-    corrupted = np.arange(n // 10)
-    labels = split.labels.copy()
-    pos = split.positions_of(corrupted)
-    labels[pos] = (labels[pos] + rng.integers(1, 10, len(pos))) % 10
-    noisy = dataset_lib.SplitData(images=split.images, labels=labels,
-                                  index=split.index)
+    # The first 10% of ids get a random different class.
+    noisy, corrupted = label_noise.corrupt_labels(split, 0.1, 10, seed=0)
     config = base.TrainConfig(name="t", dataset="digits", arch="mlp",
                               epochs=12, batch_size=64, learning_rate=0.1,
                               arch_kwargs={"hidden_sizes": (64,)})

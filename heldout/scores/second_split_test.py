@@ -4,8 +4,8 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-from heldout.data import dataset as dataset_lib
 from heldout.data import digits
+from heldout.data import label_noise
 from heldout.models import registry
 from heldout.scores import score_file
 from heldout.scores import second_split
@@ -165,13 +165,8 @@ class DigitsTest(absltest.TestCase):
   def test_mislabeled_examples_are_forgotten_first(self):
     split = digits.load_digits().train
     n = len(split)
-    rng = np.random.default_rng(0)
-    corrupted = np.arange(n // 10)
-    labels = split.labels.copy()
-    pos = split.positions_of(corrupted)
-    labels[pos] = (labels[pos] + rng.integers(1, 10, len(pos))) % 10
-    noisy = dataset_lib.SplitData(images=split.images, labels=labels,
-                                  index=split.index)
+    # The first 10% of ids get a random different class.
+    noisy, corrupted = label_noise.corrupt_labels(split, 0.1, 10, seed=0)
     config = base.TrainConfig(name="t", dataset="digits", arch="mlp",
                               epochs=40, batch_size=64, learning_rate=0.1,
                               arch_kwargs={"hidden_sizes": (128,)})
