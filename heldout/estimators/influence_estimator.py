@@ -238,19 +238,26 @@ def _partial_sums_float32(correct_test_t, mask_block):
       tf.newaxis]
 
 
+def _chunked_products(operand_chunks, mask_block):
+  """[chunks, rows, B]: chunk c of the operand times runs c*C..(c+1)*C - 1 of
+  the mask block, cast to the operand's dtype and zero-padded to whole
+  chunks of C runs."""
+  chunks = tf.shape(operand_chunks)[0]
+  chunk = tf.shape(operand_chunks)[2]
+  mask_block = tf.cast(mask_block, operand_chunks.dtype)
+  padding = chunks * chunk - tf.shape(mask_block)[0]
+  mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
+  mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
+  return tf.linalg.matmul(operand_chunks, mask_block)
+
+
 @tf.function(input_signature=[
     tf.TensorSpec([None, None, None], tf.bfloat16),
     tf.TensorSpec([None, None], tf.bool),
 ])
 def _partial_sums_bfloat16(correct_test_chunks, mask_block):
   """[chunks, n_test, B] bfloat16 sum_in per chunk of 256 runs (exact)."""
-  chunks = tf.shape(correct_test_chunks)[0]
-  chunk = tf.shape(correct_test_chunks)[2]
-  mask_block = tf.cast(mask_block, tf.bfloat16)
-  padding = chunks * chunk - tf.shape(mask_block)[0]
-  mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
-  mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
-  return tf.linalg.matmul(correct_test_chunks, mask_block)
+  return _chunked_products(correct_test_chunks, mask_block)
 
 
 @tf.function(input_signature=[
@@ -259,13 +266,7 @@ def _partial_sums_bfloat16(correct_test_chunks, mask_block):
 ])
 def _packed_sums_float32(packed_chunks, mask_block):
   """[chunks, ceil(n_test / 3), B] float32 packed sum_in per chunk of 255 runs."""
-  chunks = tf.shape(packed_chunks)[0]
-  chunk = tf.shape(packed_chunks)[2]
-  mask_block = tf.cast(mask_block, tf.float32)
-  padding = chunks * chunk - tf.shape(mask_block)[0]
-  mask_block = tf.pad(mask_block, [[0, padding], [0, 0]])
-  mask_block = tf.reshape(mask_block, [chunks, chunk, -1])
-  return tf.linalg.matmul(packed_chunks, mask_block)
+  return _chunked_products(packed_chunks, mask_block)
 
 
 @tf.function(jit_compile=True)
