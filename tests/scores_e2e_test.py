@@ -40,6 +40,34 @@ class ScoresEndToEndTest(absltest.TestCase):
     self.assertTrue(os.path.isdir(os.path.join(
         folder, "out", "g.runs", "epoch_1", "0", "checkpoints")))
 
+  def test_seeds_split_across_two_workers(self):
+    folder = self.create_tempdir().full_path
+    common = ["--method=forgetting", "--dataset=digits", "--seeds=0:3",
+              "--config=digits_data_diet", "--epochs=2", "--num_workers=2",
+              "--noprogress"]
+    path = os.path.join(folder, "out", "w.npz")
+    first = _run(common + ["--worker_index=0", "--output=out/w.npz"], folder)
+    self.assertEqual(first.returncode, 0, msg=first.stderr[-3000:])
+    self.assertIn("1 of 3 seeds still missing", first.stdout)
+    self.assertFalse(os.path.exists(path))
+    second = _run(common + ["--worker_index=1", "--output=out/w.npz"], folder)
+    self.assertEqual(second.returncode, 0, msg=second.stderr[-3000:])
+    self.assertIn("wrote " + path, second.stdout)
+    shared = score_file.read_scores(path)
+    self.assertTrue((shared.num_runs == 3).all())
+    self.assertEqual(shared.args["seeds"], [0, 1, 2])
+    self.assertEqual(shared.args["config"]["name"], "digits_data_diet")
+    # One job over all three seeds gives the same file.
+    alone = _run(common[:-2] + ["--noprogress", "--output=one.npz"], folder)
+    self.assertEqual(alone.returncode, 0, msg=alone.stderr[-3000:])
+    one = score_file.read_scores(os.path.join(folder, "one.npz"))
+    self.assertEqual(list(one.values), list(shared.values))
+    # Running a worker again once all are finished writes the file again.
+    os.remove(path)
+    again = _run(common + ["--worker_index=0", "--output=out/w.npz"], folder)
+    self.assertEqual(again.returncode, 0, msg=again.stderr[-3000:])
+    self.assertIn("wrote " + path, again.stdout)
+
   def test_user_errors_are_one_line(self):
     folder = self.create_tempdir().full_path
     result = _run(["--method=el2n", "--output=e.npz"], folder)

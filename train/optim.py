@@ -17,7 +17,8 @@ def learning_rate(step, steps_per_epoch, config):
     step: scalar int, the number of updates done before this one.
     steps_per_epoch: updates per epoch (Python int).
     config: a `TrainConfig` (its `lr_schedule`, `learning_rate`,
-      `warmup_epochs`, `epochs`).
+      `warmup_epochs`, `epochs`; for "step", `lr_boundaries_epochs` and
+      `lr_decay`).
 
   Returns:
     scalar float32 tensor.
@@ -38,6 +39,13 @@ def learning_rate(step, steps_per_epoch, config):
     after = peak * (1.0 - progress)
   elif config.lr_schedule == "cosine":
     after = peak * 0.5 * (1.0 + tf.cos(math.pi * progress))
+  elif config.lr_schedule == "step":
+    # Epoch-based multistep: x lr_decay at the start of each boundary epoch.
+    epoch = tf.floor(step / float(steps_per_epoch))
+    passed = tf.reduce_sum(tf.cast(
+        epoch >= tf.constant(config.lr_boundaries_epochs, tf.float32),
+        tf.float32))
+    after = peak * tf.pow(float(config.lr_decay), passed)
   else:
     after = tf.constant(peak, tf.float32)
   return tf.where(step < warmup, warm, after)

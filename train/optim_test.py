@@ -37,6 +37,43 @@ class ScheduleTest(tf.test.TestCase):
       expected = 0.2 * (1 + math.cos(math.pi * step / 100))
       self.assertAllClose(optim.learning_rate(step, 10, config), expected)
 
+  def test_step_by_hand(self):
+    # 10 steps per epoch; x0.2 from epochs 3 and 6 on (Data Diet's rule).
+    config = _config(lr_schedule="step", lr_boundaries_epochs=(3, 6),
+                     lr_decay=0.2)
+    for step, expected in ((0, 0.4), (29, 0.4), (30, 0.08), (59, 0.08),
+                           (60, 0.016), (99, 0.016), (150, 0.016)):
+      self.assertAllClose(optim.learning_rate(step, 10, config), expected,
+                          msg=str(step))
+
+  def test_step_data_diet_schedule(self):
+    # 200 epochs of 391 steps, 0.1 x0.2 at 60/120/160, one value per epoch.
+    config = _config(epochs=200, learning_rate=0.1, lr_schedule="step",
+                     lr_boundaries_epochs=(60, 120, 160), lr_decay=0.2)
+    expected = [0.1] * 60 + [0.02] * 60 + [0.004] * 40 + [0.0008] * 40
+    got = [float(optim.learning_rate(e * 391, 391, config))
+           for e in range(200)]
+    self.assertAllClose(got, expected)
+    self.assertAllClose(optim.learning_rate(60 * 391 - 1, 391, config), 0.1)
+
+  def test_step_with_warmup(self):
+    config = _config(lr_schedule="step", lr_boundaries_epochs=(5,),
+                     lr_decay=0.5, warmup_epochs=1)
+    for step, expected in ((0, 0.04), (9, 0.4), (10, 0.4), (49, 0.4),
+                           (50, 0.2)):
+      self.assertAllClose(optim.learning_rate(step, 10, config), expected,
+                          msg=str(step))
+
+  def test_triangular(self):
+    # SSFT's triangular schedule: "linear" with warmup at 40% of 10 epochs;
+    # 10 steps per epoch: up over 40 steps to 0.4, down to 0 over 60.
+    config = _config(lr_schedule="linear", warmup_epochs=4)
+    for step, expected in ((0, 0.01), (19, 0.2), (39, 0.4), (40, 0.4),
+                           (70, 0.2), (85, 0.1), (99, 0.4 / 60),
+                           (100, 0.0)):
+      self.assertAllClose(optim.learning_rate(step, 10, config), expected,
+                          msg=str(step))
+
 
 class UpdateTest(tf.test.TestCase):
 

@@ -15,6 +15,13 @@ run in the released layout under `<output>.runs/epoch_<e>/<seed>/`), ssft
 one model per seed on the whole training split with the config's recipe
 (train/configs, `--config`, `--arch`, `--epochs`). Kill it and start it again
 with the same arguments: finished seeds are kept (`<output>.runs/seed_<s>.npz`).
+Several machines share the seeds of one output with no coordinator (a
+Kubernetes Indexed Job, a Slurm array): the same flags plus
+`--num_workers=W --worker_index=I` (seed s goes to worker s % W, as
+`//train:heldout` splits runs); each trains its seeds into the shared
+`<output>.runs/`, and whichever finds all of `--seeds` finished when it ends
+writes the score files; the others print how many seeds are missing and exit
+0. Running any worker again once all are finished writes them.
 The outputs are score files (`heldout.scores`) with a CSV beside each; compare
 them with `//heldout:compare`. See `train/scoring.py`.
 """
@@ -46,6 +53,11 @@ _ARCH = flags.DEFINE_string(
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
                              "comma-separated ids and ranges.")
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 1, "Machines sharing the seeds of one output.")
+_WORKER_INDEX = flags.DEFINE_integer(
+    "worker_index", 0, "This machine's index: it trains seed s if "
+    "s % num_workers == worker_index.")
 _SCORE_EPOCHS = flags.DEFINE_string(
     "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
     "initialisation).")
@@ -74,10 +86,14 @@ def main(argv):
     config = config.replace(epochs=_EPOCHS.value,
                             warmup_epochs=min(config.warmup_epochs,
                                               _EPOCHS.value / 2))
+  seeds = subsets.parse_runs(_SEEDS.value)
+  # The heldout binary's split: seed s goes to worker s % num_workers.
+  my_seeds = subsets.select_runs(seeds, _NUM_WORKERS.value,
+                                 _WORKER_INDEX.value)
   args = scoring.ScoringArgs(
       method=_METHOD.value, dataset=_DATASET.value,
       config=dataclasses.asdict(config),
-      seeds=tuple(subsets.parse_runs(_SEEDS.value)),
+      seeds=tuple(seeds),
       score_epochs=tuple(scoring.parse_epochs(_SCORE_EPOCHS.value)),
       second_epochs=_SECOND_EPOCHS.value if _METHOD.value == "ssft" else 0,
       patience=_PATIENCE.value)
@@ -92,9 +108,18 @@ def main(argv):
                                            **config.arch_kwargs),
         dataset.image_shape, config)
 
+  output = cli.resolve_path(_OUTPUT.value)
   paths = scoring.train_and_score(
-      dataset, trainer_fn, args, cli.resolve_path(_OUTPUT.value),
-      overwrite=_OVERWRITE.value, progress=_PROGRESS.value)
+      dataset, trainer_fn, args, output,
+      overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
+      train_seeds=my_seeds)
+  if not paths:
+    missing = scoring.missing_seeds(output, args)
+    print("worker {} of {}: its {} seeds are done; {} of {} seeds still "
+          "missing (other workers); the last to finish writes {}".format(
+              _WORKER_INDEX.value, _NUM_WORKERS.value, len(my_seeds),
+              len(missing), len(seeds), output))
+    return
   for epoch, path in sorted(paths.items()):
     print("wrote {}{} ({} seeds)".format(
         path, "" if epoch < 0 else " (epoch {})".format(epoch),

@@ -23,13 +23,21 @@ them); to add seeds to an output, run again with more seeds and `overwrite`:
 finished seeds are reused. Then the seeds are averaged
 into score files (`heldout.scores.score_file`): one for forgetting, one per
 scoring epoch for EL2N and GraNd.
+
+Several workers (machines, array-job tasks) may share the seeds of one output
+with no coordinator: each is given all of `args.seeds` and trains only its
+`train_seeds` (e.g. `train.subsets.select_runs(seeds, W, I)`) into the shared
+work folder; whichever finds every seed finished when it ends writes the
+score files (the same files whoever writes them), the others return without
+writing (`missing_seeds` says how many are left). Running any worker again
+after all finished writes them.
 """
 
 import dataclasses
 import json
 import os
 import shutil
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tqdm
@@ -217,10 +225,18 @@ def _read_seed(path):
     return {k: npz[k] for k in npz.files}
 
 
+def missing_seeds(output, args: ScoringArgs) -> List[int]:
+  """The seeds of `args.seeds` without a finished `seed_<s>.npz` yet."""
+  work_dir = work_dir_for(output)
+  return [s for s in args.seeds
+          if not os.path.exists(_seed_path(work_dir, s))]
+
+
 def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
-                    overwrite: bool = False, progress: bool = True
+                    overwrite: bool = False, progress: bool = True,
+                    train_seeds: Optional[Sequence[int]] = None
                     ) -> Dict[int, str]:
-  """Runs the seeds not yet finished, then writes the score file(s).
+  """Runs this worker's seeds not yet finished, then writes the score file(s).
 
   Args:
     dataset: `heldout.data.dataset.Dataset` (its train split is scored).
@@ -231,26 +247,36 @@ def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
       finished seeds of the same training arguments are reused) and seed
       results made with other training arguments.
     progress: show a progress bar over seeds.
+    train_seeds: the seeds this worker trains, a subset of `args.seeds`
+      (default: all of them).
 
   Returns:
-    {score epoch (-1 for forgetting): path written}.
+    {score epoch (-1 for forgetting): path written}; empty if seeds of other
+    workers are still missing (`missing_seeds`), nothing written then.
 
   Raises:
     ArgumentsMismatchError: if an output or the work folder holds results of
       other arguments and `overwrite` is False.
+    ValueError: if `train_seeds` names seeds not in `args.seeds`.
   """
+  mine = args.seeds if train_seeds is None else tuple(train_seeds)
+  if not set(mine) <= set(args.seeds):
+    raise ValueError("`train_seeds` must be among `seeds` {}, got {}".format(
+        list(args.seeds), sorted(set(mine) - set(args.seeds))))
   paths = output_paths(output, args)
   for e, path in paths.items():
     score_file.check_stored_arguments(path, _placeholder(args, e), overwrite)
   work_dir = work_dir_for(output)
   _check_work_dir(work_dir, args, overwrite)
   split = dataset.train
-  todo = [s for s in args.seeds if not os.path.exists(_seed_path(work_dir, s))]
+  todo = [s for s in mine if not os.path.exists(_seed_path(work_dir, s))]
   trainer = trainer_fn() if todo else None
   for seed in tqdm.tqdm(todo, desc=args.method, unit="seed",
                         disable=not progress):
     arrays = score_seed(trainer, split, args, seed, work_dir)
     atomic.write_npz(_seed_path(work_dir, seed), **arrays)
+  if missing_seeds(output, args):
+    return {}
   runs = [_read_seed(_seed_path(work_dir, s)) for s in args.seeds]
   for e, path in paths.items():
     score_file.save_scores(_aggregate(runs, args, e), path, overwrite)

@@ -17,6 +17,7 @@ from heldout.scores import score_file
 from heldout.scores import second_split
 from train import loop
 from train import scoring
+from train import subsets
 from train.configs import base
 
 _CONFIG = base.TrainConfig(name="t", dataset="digits", arch="mlp", epochs=2,
@@ -107,6 +108,44 @@ class ScoringTest(absltest.TestCase):
     self.assertNotEqual(mtime, os.path.getmtime(
         os.path.join(self.folder, "f.runs", "seed_0.npz")))
     self.assertEqual(score_file.read_scores(output).args["config"]["epochs"], 3)
+
+  def test_seeds_split_across_workers_match_one_job(self):
+    args = self._args(seeds=(0, 1, 2))
+    single = os.path.join(self.folder, "single.npz")
+    scoring.train_and_score(self.data, self._trainer_fn(), args, single,
+                            progress=False)
+    shared = os.path.join(self.folder, "shared.npz")
+    workers = [subsets.select_runs(args.seeds, 2, i) for i in (0, 1)]
+    self.assertEqual(workers, [[0, 2], [1]])
+    # Worker 0 ends first: seed 1 is missing, so it writes nothing.
+    self.assertEqual(scoring.train_and_score(
+        self.data, self._trainer_fn(), args, shared, progress=False,
+        train_seeds=workers[0]), {})
+    self.assertFalse(os.path.exists(shared))
+    self.assertEqual(scoring.missing_seeds(shared, args), [1])
+    # Worker 1 finds every seed finished and writes the file.
+    self.assertEqual(scoring.train_and_score(
+        self.data, self._trainer_fn(), args, shared, progress=False,
+        train_seeds=workers[1]), {-1: shared})
+    self.assertEqual(scoring.missing_seeds(shared, args), [])
+    one, split = score_file.read_scores(single), score_file.read_scores(shared)
+    np.testing.assert_array_equal(one.index, split.index)
+    np.testing.assert_array_equal(one.values, split.values)
+    np.testing.assert_array_equal(one.se, split.se)
+    np.testing.assert_array_equal(one.num_runs, split.num_runs)
+    self.assertEqual(one.args, split.args)
+    # Re-running worker 0 after all finished trains nothing and writes it.
+    os.remove(shared)
+    trainers = self.trainers
+    self.assertEqual(scoring.train_and_score(
+        self.data, self._trainer_fn(), args, shared, progress=False,
+        train_seeds=workers[0]), {-1: shared})
+    self.assertEqual(self.trainers, trainers)
+    np.testing.assert_array_equal(score_file.read_scores(shared).values,
+                                  one.values)
+    with self.assertRaisesRegex(ValueError, "`train_seeds`"):
+      scoring.train_and_score(self.data, self._trainer_fn(), args, shared,
+                              progress=False, train_seeds=[7])
 
   def test_grand_at_epochs_with_checkpoints(self):
     output = os.path.join(self.folder, "g.npz")

@@ -3,8 +3,10 @@
 from train.configs import base
 from train.configs import cifar10
 from train.configs import cifar100
+from train.configs import data_diet
 from train.configs import digits
 from train.configs import mnist
+from train.configs import ssft
 from train.configs.base import TrainConfig
 
 CONFIGS = {
@@ -12,7 +14,9 @@ CONFIGS = {
         digits.CONFIG, digits.SMALL, digits.CNN,
         mnist.CONFIG, mnist.SMALL, mnist.CNN,
         cifar10.CONFIG, cifar10.SMALL,
-        cifar100.CONFIG, cifar100.SMALL)
+        cifar100.CONFIG, cifar100.SMALL,
+        data_diet.CIFAR10, data_diet.CIFAR100, data_diet.DIGITS,
+        ssft.CIFAR10, ssft.CIFAR100, ssft.MNIST, ssft.DIGITS)
 }
 
 # Dataset name -> its default config.
@@ -50,4 +54,4 @@ def default_config_name(dataset_name: str) -> str:
 
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIGS", "TrainConfig", "base",
-           "default_config_name", "get_config"]
+           "data_diet", "default_config_name", "get_config", "ssft"]

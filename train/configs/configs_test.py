@@ -38,12 +38,59 @@ class ConfigsTest(parameterized.TestCase):
     self.assertTrue(config.augment)
     self.assertEqual(config.momentum, 0.9)
 
+  def test_data_diet_recipe(self):
+    for name, dataset in (("cifar10_data_diet", "cifar10:3.0.2"),
+                          ("cifar100_data_diet", "cifar100:3.0.2")):
+      config = configs.get_config(name)
+      self.assertEqual(config.dataset, dataset)
+      self.assertEqual(config.arch, "cifar_resnet18")
+      self.assertEqual(
+          (config.epochs, config.batch_size, config.learning_rate,
+           config.momentum, config.nesterov, config.weight_decay),
+          (200, 128, 0.1, 0.9, True, 5e-4))
+      self.assertEqual(config.lr_schedule, "step")
+      self.assertEqual(config.lr_boundaries_epochs, (60, 120, 160))
+      self.assertEqual(config.lr_decay, 0.2)
+      self.assertTrue(config.augment)
+    small = configs.get_config("digits_data_diet")
+    self.assertEqual((small.dataset, small.epochs, small.lr_boundaries_epochs),
+                     ("digits", 20, (6, 12, 16)))
+
+  def test_ssft_recipe(self):
+    for name, dataset in (("cifar10_ssft", "cifar10:3.0.2"),
+                          ("cifar100_ssft", "cifar100:3.0.2"),
+                          ("mnist_ssft", "mnist"), ("digits_ssft", "digits")):
+      config = configs.get_config(name)
+      self.assertEqual(config.dataset, dataset)
+      self.assertEqual((config.optimizer, config.momentum, config.weight_decay),
+                       ("momentum", 0.9, 5e-4))
+      # Triangular: up to the peak at 40% of training, then down to 0.
+      self.assertEqual(config.lr_schedule, "linear")
+      self.assertAlmostEqual(config.warmup_epochs, 0.4 * config.epochs)
+    self.assertEqual(configs.get_config("cifar10_ssft").epochs, 100)
+
+  def test_step_survives_shorter_epochs(self):
+    config = configs.get_config("cifar10_data_diet").replace(epochs=2)
+    self.assertEqual(config.lr_boundaries_epochs, (60, 120, 160))
+
   @parameterized.named_parameters(
       ("epochs", dict(epochs=0), "`epochs`"),
       ("batch", dict(batch_size=-1), "`batch_size`"),
       ("lr", dict(learning_rate=0.0), "`learning_rate`"),
       ("momentum", dict(momentum=1.0), "`momentum`"),
-      ("schedule", dict(lr_schedule="step"), "`lr_schedule`"),
+      ("schedule", dict(lr_schedule="multistep"), "`lr_schedule`"),
+      ("step_no_boundaries", dict(lr_schedule="step"),
+       "`lr_boundaries_epochs`"),
+      ("step_unsorted", dict(lr_schedule="step", lr_boundaries_epochs=(5, 3)),
+       "`lr_boundaries_epochs`"),
+      ("step_zero", dict(lr_schedule="step", lr_boundaries_epochs=(0, 3)),
+       "`lr_boundaries_epochs`"),
+      ("step_float", dict(lr_schedule="step", lr_boundaries_epochs=(2.5,)),
+       "`lr_boundaries_epochs`"),
+      ("step_decay", dict(lr_schedule="step", lr_boundaries_epochs=(3,),
+                          lr_decay=0.0), "`lr_decay`"),
+      ("boundaries_not_step", dict(lr_boundaries_epochs=(3,)),
+       "`lr_boundaries_epochs`"),
       ("optimizer", dict(optimizer="adam"), "`optimizer`"),
       ("warmup", dict(warmup_epochs=20.0), "`warmup_epochs`"),
       ("decay", dict(weight_decay=-1.0), "`weight_decay`"),
