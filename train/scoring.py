@@ -45,6 +45,7 @@ import tqdm
 from heldout import atomic
 from heldout import errors
 from heldout import npz_io
+from heldout.estimators import pipeline
 from heldout.readers import layout
 from heldout.scores import el2n_grand
 from heldout.scores import forgetting
@@ -147,13 +148,11 @@ def _check_work_dir(work_dir, args, overwrite):
       previous = json.load(f)
     if previous != wanted:
       if not overwrite:
-        diff = sorted(k for k in set(previous) | set(wanted)
-                      if previous.get(k) != wanted.get(k))
         raise errors.ArgumentsMismatchError(
             "{}: holds seeds run with other arguments ({}); choose another "
             "output or overwrite (--overwrite)".format(
-                work_dir, ", ".join("{}: {!r} then, {!r} now".format(
-                    k, previous.get(k), wanted.get(k)) for k in diff)))
+                work_dir, pipeline.describe_changed_arguments(previous,
+                                                              wanted)))
       for name in os.listdir(work_dir):
         if name.startswith("seed_") and name.endswith(".npz"):
           os.remove(os.path.join(work_dir, name))
@@ -265,7 +264,7 @@ def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
         list(args.seeds), sorted(set(mine) - set(args.seeds))))
   paths = output_paths(output, args)
   for e, path in paths.items():
-    score_file.check_stored_arguments(path, _placeholder(args, e), overwrite)
+    score_file.check_stored_arguments(path, _empty_scores(args, e), overwrite)
   work_dir = work_dir_for(output)
   _check_work_dir(work_dir, args, overwrite)
   split = dataset.train
@@ -290,7 +289,7 @@ def _file_args(args, epoch):
   return out
 
 
-def _placeholder(args, epoch):
+def _empty_scores(args, epoch):
   """An empty `Scores` with the method and arguments of output `epoch`."""
   return score_file.Scores(
       index=np.zeros(0, np.int64), values=np.zeros(0), se=np.zeros(0),

@@ -364,13 +364,26 @@ def check_stored_arguments(npz_path, wanted, overwrite=False, ignore=(),
   previous = {k: v for k, v in previous.items() if k not in ignore}
   wanted = {k: v for k, v in wanted.items() if k not in ignore}
   if previous != wanted:
-    diff = sorted(k for k in set(previous) | set(wanted)
-                  if previous.get(k) != wanted.get(k))
     raise errors.ArgumentsMismatchError(
         "{}: exists and was made with other arguments ({}); choose another "
         "output or overwrite it (--overwrite)".format(
-            npz_path, ", ".join("{}: {!r} then, {!r} now".format(
-                k, previous.get(k), wanted.get(k)) for k in diff)))
+            npz_path, describe_changed_arguments(previous, wanted)))
+
+
+def describe_changed_arguments(previous, wanted):
+  """"name: <then> then, <now> now" for each argument that differs.
+
+  Args:
+    previous: dict of the stored arguments.
+    wanted: dict of the arguments about to be run.
+
+  Returns:
+    The differing arguments, by name, joined by ", ".
+  """
+  diff = sorted(k for k in set(previous) | set(wanted)
+                if previous.get(k) != wanted.get(k))
+  return ", ".join("{}: {!r} then, {!r} now".format(
+      k, previous.get(k), wanted.get(k)) for k in diff)
 
 
 def _staging_name(path):
