@@ -69,14 +69,8 @@ def main(argv):
   tf.get_logger().setLevel("WARNING")
   cli.check_no_arguments(argv)
   cli.require_flags(output_dir=_OUTPUT_DIR.value)
-  config = configs.get_config(
-      _CONFIG.value or configs.default_config_name(_DATASET.value))
-  if _ARCH.value and _ARCH.value != config.arch:
-    config = config.replace(arch=_ARCH.value, arch_kwargs={})
-  if _EPOCHS.value is not None:
-    config = config.replace(epochs=_EPOCHS.value,
-                            warmup_epochs=min(config.warmup_epochs,
-                                              _EPOCHS.value / 2))
+  config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
+                                  _EPOCHS.value)
   run_ids = subsets.select_runs(subsets.parse_runs(_RUNS.value),
                                 _NUM_WORKERS.value, _WORKER_INDEX.value)
   subsets.subset_size(1, _SUBSET_RATIO.value)

@@ -78,14 +78,8 @@ def main(argv):
   tf.get_logger().setLevel("WARNING")
   cli.check_no_arguments(argv)
   cli.require_flags(method=_METHOD.value, output=_OUTPUT.value)
-  config = configs.get_config(
-      _CONFIG.value or configs.default_config_name(_DATASET.value))
-  if _ARCH.value and _ARCH.value != config.arch:
-    config = config.replace(arch=_ARCH.value, arch_kwargs={})
-  if _EPOCHS.value is not None:
-    config = config.replace(epochs=_EPOCHS.value,
-                            warmup_epochs=min(config.warmup_epochs,
-                                              _EPOCHS.value / 2))
+  config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
+                                  _EPOCHS.value)
   seeds = subsets.parse_runs(_SEEDS.value)
   # The heldout binary's split: seed s goes to worker s % num_workers.
   my_seeds = subsets.select_runs(seeds, _NUM_WORKERS.value,

@@ -53,5 +53,34 @@ def default_config_name(dataset_name: str) -> str:
   return DEFAULT_CONFIGS[dataset_name]
 
 
+def resolve_config(dataset_name: str, name=None, arch=None,
+                   epochs=None) -> TrainConfig:
+  """The config a training binary runs: `--config`, `--arch`, `--epochs`.
+
+  Args:
+    dataset_name: the `--dataset` flag, whose default config is used when
+      `name` is None.
+    name: a config name, or None.
+    arch: another architecture (with its default constructor arguments), or
+      None for the config's.
+    epochs: other total epochs (warmup capped at half of them), or None.
+
+  Returns:
+    The `TrainConfig`.
+
+  Raises:
+    ValueError: for an unknown config, or a dataset without a default one.
+  """
+  config = get_config(name or default_config_name(dataset_name))
+  if arch and arch != config.arch:
+    config = config.replace(arch=arch, arch_kwargs={})
+  if epochs is not None:
+    config = config.replace(epochs=epochs,
+                            warmup_epochs=min(config.warmup_epochs,
+                                              epochs / 2))
+  return config
+
+
 __all__ = ["CONFIGS", "DEFAULT_CONFIGS", "TrainConfig", "base",
-           "data_diet", "default_config_name", "get_config", "ssft"]
+           "data_diet", "default_config_name", "get_config",
+           "resolve_config", "ssft"]

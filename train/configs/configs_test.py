@@ -32,6 +32,22 @@ class ConfigsTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "cifar10"):
       configs.get_config("nope")
 
+  def test_resolve_config(self):
+    self.assertEqual(configs.resolve_config("digits"),
+                     configs.get_config(configs.default_config_name("digits")))
+    config = configs.resolve_config("digits", "cifar10_data_diet",
+                                    arch="mlp", epochs=4)
+    self.assertEqual((config.name, config.arch, config.arch_kwargs,
+                      config.epochs), ("cifar10_data_diet", "mlp", {}, 4))
+    self.assertLessEqual(config.warmup_epochs, 2)
+    same_arch = configs.get_config("cifar10_data_diet")
+    self.assertEqual(
+        configs.resolve_config("mnist", "cifar10_data_diet",
+                               arch=same_arch.arch).arch_kwargs,
+        same_arch.arch_kwargs)
+    with self.assertRaisesRegex(ValueError, "--config"):
+      configs.resolve_config("npz:/x.npz")
+
   def test_cifar_recipe(self):
     config = configs.get_config("cifar10")
     self.assertEqual(config.arch, "small_inception")
