@@ -4,8 +4,8 @@ r"""Per-example scores from training runs: `bazel run //train:scores -- ...`.
         --seeds=0:10 --output=forgetting.npz
     bazel run //train:scores -- --method=grand --dataset=digits --seeds=0:10 \
         --score_epochs=0,20 --output=grand.npz   # grand_epoch0.npz, grand_epoch20.npz
-    bazel run //train:scores -- --method=ssft --dataset=digits --seeds=0:5 \
-        --second_epochs=20 --output=ssft.npz
+    bazel run //train:scores -- --method=ssft --dataset=digits \
+        --config=digits_ssft --seeds=0:5 --output=ssft.npz
 
 Methods: forgetting (minibatch, Toneva / Data Diet), forgetting_per_epoch
 (SSFT's code), el2n, grand (at --score_epochs; each scored model is saved as a
@@ -62,11 +62,11 @@ _SCORE_EPOCHS = flags.DEFINE_string(
     "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
     "initialisation).")
 _SECOND_EPOCHS = flags.DEFINE_integer(
-    "second_epochs", 50, "ssft: epochs of the second phase (the first trains "
-    "up to the config's epochs, stopping once fit).")
+    "second_epochs", None, "ssft: the second phase's epoch limit (default: "
+    "the config's epochs, the first phase's limit, as SSFT's code).")
 _PATIENCE = flags.DEFINE_integer(
-    "patience", 5, "ssft: the first phase stops after this many consecutive "
-    "epochs at 100% training accuracy.")
+    "patience", 5, "ssft: each phase stops after this many epochs at 100% "
+    "training accuracy.")
 _OUTPUT = flags.DEFINE_string("output", None, "The score file (.npz).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace outputs made with other arguments.")
@@ -89,7 +89,8 @@ def main(argv):
       config=dataclasses.asdict(config),
       seeds=tuple(seeds),
       score_epochs=tuple(scoring.parse_epochs(_SCORE_EPOCHS.value)),
-      second_epochs=_SECOND_EPOCHS.value if _METHOD.value == "ssft" else 0,
+      second_epochs=((_SECOND_EPOCHS.value or config.epochs)
+                     if _METHOD.value == "ssft" else 0),
       patience=_PATIENCE.value)
   dataset = data_registry.load_dataset(
       cli.resolve_dataset_name(_DATASET.value),

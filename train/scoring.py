@@ -12,8 +12,9 @@
   layout, `<work_dir>/epoch_<e>/<seed>/checkpoints/ckpt-<e>`
   (`heldout.readers.checkpoints.restore_run` reads it);
 - `ssft`: the two-phase protocol of `heldout.scores.second_split` (phase 1
-  up to the config's epochs, stopping once fit; phase 2 `second_epochs`),
-  SSFT with FSLT as an extra.
+  up to the config's epochs, phase 2 up to `second_epochs` with a fresh
+  optimizer and schedule, each stopping once fit), SSFT with FSLT as an
+  extra.
 
 Each finished seed is saved atomically as `<work_dir>/seed_<seed>.npz`, so a
 job killed and started again skips finished seeds (an interrupted seed is
@@ -70,10 +71,11 @@ class ScoringArgs:
     config: the `TrainConfig` as a dict (`dataclasses.asdict`).
     seeds: the seeds averaged.
     score_epochs: for el2n/grand, the epochs scored (0 = initialisation).
-    second_epochs: for ssft, the second phase's epochs (the first phase
-      trains up to the config's epochs, stopping once fit).
-    patience: for ssft, the first phase stops after this many consecutive
-      epochs at 100% accuracy on its half.
+    second_epochs: for ssft, the second phase's epoch limit (the first
+      phase's is the config's epochs); each phase runs the config's
+      learning-rate schedule from its start.
+    patience: for ssft, each phase stops after this many epochs (over the
+      phase) at 100% training accuracy (`heldout.scores.second_split`).
   """
   method: str
   dataset: str
@@ -192,7 +194,8 @@ def score_seed(trainer: loop.Trainer, split, args: ScoringArgs, seed: int,
         trainer, split, seed, max_epochs=epochs, patience=args.patience,
         second_epochs=args.second_epochs, ids=ids)
     return {"index": result.index, "fslt": result.fslt, "ssft": result.ssft,
-            "first_epochs": result.first_epochs}
+            "first_epochs": result.first_epochs,
+            "second_epochs": result.second_epochs}
   elif args.method == "forgetting_per_epoch":
     callback = forgetting.EpochCorrectnessCallback(split, ids)
     trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
@@ -308,7 +311,7 @@ def _aggregate(runs: List[Dict[str, np.ndarray]], args: ScoringArgs,
   if args.method == "ssft":
     return second_split.two_phase_scores([second_split.TwoPhaseResult(
         r["index"], r["fslt"], r["ssft"], r["first_epochs"],
-        args.second_epochs) for r in runs], _file_args(args, epoch))
+        r["second_epochs"]) for r in runs], _file_args(args, epoch))
   key = "{}_{}".format(args.method, epoch)
   return score_file.average_over_runs([(r["index"], r[key]) for r in runs],
                                       _SCORE_METHOD[args.method],

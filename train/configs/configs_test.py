@@ -80,10 +80,13 @@ class ConfigsTest(parameterized.TestCase):
       self.assertEqual(config.dataset, dataset)
       self.assertEqual((config.optimizer, config.momentum, config.weight_decay),
                        ("momentum", 0.9, 5e-4))
-      # Triangular: up to the peak at 40% of training, then down to 0.
+      # Triangular as SSFT's code: up to the peak at 10% of training (epoch
+      # 10 of 100), then down to 0.
       self.assertEqual(config.lr_schedule, "linear")
-      self.assertAlmostEqual(config.warmup_epochs, 0.4 * config.epochs)
-    self.assertEqual(configs.get_config("cifar10_ssft").epochs, 100)
+      self.assertAlmostEqual(config.warmup_epochs, 0.1 * config.epochs)
+    cifar = configs.get_config("cifar10_ssft")
+    self.assertEqual((cifar.epochs, cifar.batch_size, cifar.learning_rate),
+                     (100, 512, 0.1))
 
   def test_step_survives_shorter_epochs(self):
     config = configs.get_config("cifar10_data_diet").replace(epochs=2)
