@@ -23,8 +23,10 @@ checkpoint `tf.train.Checkpoint(model, epoch, global_step)` and
 `aux_arrays.npz`, in a temporary folder renamed into place
 (`train/heldout_training.py`). Resumable at run granularity: finished runs are
 skipped; the runs of an interrupted group of K are trained again.
-Not supported here: augmentation and per-example callbacks (use the
-single-model loop). It pays off where one model's step is too small to keep
+Each epoch also returns every training step's own predictions (before its
+update), for per-example scores (`fit`'s `epoch_end_fn`; `train/scoring.py`
+counts forgetting events from them). Not supported here: augmentation (use
+the single-model loop). It pays off where one model's step is too small to keep
 the machine busy: on the project's 2-core CPU, digits' MLP runs about 5x
 faster than one at a time and digits' SmallCNN about 1.9x (K=16, grouped
 conv2d on an AMX machine; `//benchmarks:training_benchmark`), while MNIST's 784-512-256 MLP is already
@@ -36,7 +38,7 @@ import functools
 import math
 import os
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -239,6 +241,19 @@ def train_flops_per_example(arch, module, image_shape) -> float:
   return flops
 
 
+def check_batched_k(k: int, config):
+  """Raises ValueError unless `k` (0: off) suits `config` for batched training."""
+  if k < 0:
+    raise ValueError("`batched_k` must be >= 0, got {}".format(k))
+  if k and config.arch not in SUPPORTED_ARCHS:
+    raise ValueError("`batched_k` needs arch in {}, got {!r}".format(
+        list(SUPPORTED_ARCHS), config.arch))
+  if k and config.augment:
+    raise ValueError("`batched_k`: config {} asks for augmentation, which "
+                     "batched training does not do; drop --batched_k".format(
+                         config.name))
+
+
 class BatchedTrainer:
   """K models of one small architecture trained together."""
 
@@ -361,6 +376,8 @@ class BatchedTrainer:
 
     def train_epoch(order):
       total = tf.constant(0.0)
+      correct = tf.TensorArray(tf.bool, size=steps_per_epoch,
+                               infer_shape=False)
       for s in tf.range(steps_per_epoch):
         pos = order[:, s * batch_size:(s + 1) * batch_size]  # [K, b]
         x = tf.gather(images, pos)
@@ -376,7 +393,11 @@ class BatchedTrainer:
                             self.decay_mask)
         self.global_step.assign_add(1)
         total += loss
-      return total / tf.cast(steps_per_epoch, tf.float32) / self.k
+        # [b, K]: the step's own predictions, before its update.
+        correct = correct.write(s, tf.transpose(tf.equal(
+            tf.argmax(logits, axis=-1, output_type=y.dtype), y)))
+      return (total / tf.cast(steps_per_epoch, tf.float32) / self.k,
+              tf.transpose(correct.concat()))
 
     fn = tf.function(train_epoch, input_signature=[
         tf.TensorSpec([self.k, n], tf.int32)])
@@ -384,7 +405,9 @@ class BatchedTrainer:
     return fn
 
   def fit(self, split, subsets_ids: Sequence[np.ndarray], seeds: Sequence[int],
-          epochs: Optional[int] = None):
+          epochs: Optional[int] = None,
+          epoch_end_fn: Optional[Callable[[int, np.ndarray, np.ndarray],
+                                          None]] = None):
     """Trains the K models from scratch on their subsets.
 
     Args:
@@ -392,6 +415,12 @@ class BatchedTrainer:
       subsets_ids: K arrays of training ids, all of one length.
       seeds: K run seeds (`subsets.run_seed`).
       epochs: the config's if None.
+      epoch_end_fn: called after each epoch as `epoch_end_fn(epoch,
+        positions, correct)`: the 0-based epoch; [K, n] int the positions in
+        `split` of each model's examples in the order it trained on them;
+        [K, n] bool whether that training step predicted each one right
+        (from its logits before the update, as `train.loop.Trainer` hands
+        its callbacks).
 
     Returns:
       [epochs] mean training loss per epoch (over the K models).
@@ -417,7 +446,10 @@ class BatchedTrainer:
       order = np.stack([pos[subsets.epoch_order(seed, epoch, n)]
                         for pos, seed in zip(positions, seeds)]).astype(
                             np.int32)
-      losses.append(float(fn(tf.constant(order))))
+      loss, correct = fn(tf.constant(order))
+      losses.append(float(loss))
+      if epoch_end_fn is not None:
+        epoch_end_fn(epoch, order, correct.numpy())
     self.steps_per_epoch = steps_per_epoch
     return losses
 
@@ -436,7 +468,7 @@ class BatchedTrainer:
     return np.concatenate(out, axis=1)
 
 
-def _balanced_groups(run_ids, k):
+def balanced_groups(run_ids, k):
   """Splits runs into ceil(P / k) groups of nearly equal size <= k."""
   if not run_ids:
     return [], 0
@@ -478,7 +510,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
                                    heldout.job_arguments(dataset, config))
   run_ids = [int(r) for r in run_ids]
   pending = heldout.pending_runs(output_dir, subset_ratio, run_ids)
-  groups, group_size = _balanced_groups(pending, k)
+  groups, group_size = balanced_groups(pending, k)
   logging.info("batched heldout training %s/%s ratio %s: %d runs asked, %d to "
                "train in %d groups of <= %d", dataset.name, arch,
                layout.ratio_dirname(subset_ratio), len(run_ids), len(pending),

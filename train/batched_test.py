@@ -185,10 +185,10 @@ class BatchedTest(tf.test.TestCase, parameterized.TestCase):
                      ["0", "1", "2", "3", "4"])
 
   def test_groups_are_balanced(self):
-    groups, size = batched._balanced_groups(list(range(100)), 64)  # pylint: disable=protected-access
+    groups, size = batched.balanced_groups(list(range(100)), 64)
     self.assertEqual(size, 50)
     self.assertEqual([len(g) for g in groups], [50, 50])
-    self.assertEqual(batched._balanced_groups([], 64), ([], 0))  # pylint: disable=protected-access
+    self.assertEqual(batched.balanced_groups([], 64), ([], 0))
 
   def test_refusals(self):
     with self.assertRaisesRegex(ValueError, "augmentation"):

@@ -74,12 +74,7 @@ def main(argv):
   run_ids = subsets.select_runs(subsets.parse_runs(_RUNS.value),
                                 _NUM_WORKERS.value, _WORKER_INDEX.value)
   subsets.subset_size(1, _SUBSET_RATIO.value)
-  if _BATCHED_K.value < 0:
-    raise ValueError("`batched_k` must be >= 0, got {}".format(
-        _BATCHED_K.value))
-  if _BATCHED_K.value and config.arch not in batched.SUPPORTED_ARCHS:
-    raise ValueError("`batched_k` needs arch in {}, got {!r}".format(
-        list(batched.SUPPORTED_ARCHS), config.arch))
+  batched.check_batched_k(_BATCHED_K.value, config)
   tf_config = multi_worker.parse_tf_config()
   strategy = None
   if multi_worker.is_multi_worker_environment(tf_config):

@@ -13,7 +13,11 @@ run in the released layout under `<output>.runs/epoch_<e>/<seed>/`), ssft
 (second-split forgetting time, with first-split learning time as the extra
 `fslt`; --second_epochs, --patience). Trains
 one model per seed on the whole training split with the config's recipe
-(train/configs, `--config`, `--arch`, `--epochs`). Kill it and start it again
+(train/configs, `--config`, `--arch`, `--epochs`); for the small models
+(mlp, small_cnn without augmentation) and every method but ssft, up to
+`--batched_k` (default 16) seeds at once in one batched computation
+(train/batched.py: the same models as one at a time, up to float summation
+order; `--batched_k=0` trains one at a time). Kill it and start it again
 with the same arguments: finished seeds are kept (`<output>.runs/seed_<s>.npz`).
 Several machines share the seeds of one output with no coordinator (a
 Kubernetes Indexed Job, a Slurm array): the same flags plus
@@ -29,11 +33,13 @@ them with `//heldout:compare`. See `train/scoring.py`.
 import dataclasses
 
 from absl import flags
+from absl import logging
 import tensorflow as tf
 
 from heldout import cli
 from heldout.data import registry as data_registry
 from heldout.models import registry as model_registry
+from train import batched
 from train import configs
 from train import loop
 from train import scoring
@@ -67,10 +73,16 @@ _SECOND_EPOCHS = flags.DEFINE_integer(
 _PATIENCE = flags.DEFINE_integer(
     "patience", 5, "ssft: each phase stops after this many epochs at 100% "
     "training accuracy.")
+_BATCHED_K = flags.DEFINE_integer(
+    "batched_k", None, "Train up to K seeds at once in one batched "
+    "computation (mlp and small_cnn without augmentation; not ssft; "
+    "train/batched.py); 0: one model at a time. Default: 16 where the "
+    "method, architecture and config allow it, else 0.")
 _OUTPUT = flags.DEFINE_string("output", None, "The score file (.npz).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace outputs made with other arguments.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_DEFAULT_BATCHED_K = 16
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
@@ -80,6 +92,17 @@ def main(argv):
   cli.require_flags(method=_METHOD.value, output=_OUTPUT.value)
   config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
                                   _EPOCHS.value)
+  batched_k = _BATCHED_K.value
+  if batched_k is None:
+    batched_k = (_DEFAULT_BATCHED_K if _METHOD.value != "ssft" and
+                 config.arch in batched.SUPPORTED_ARCHS and
+                 not config.augment else 0)
+  batched.check_batched_k(batched_k, config)
+  if batched_k and _METHOD.value == "ssft":
+    raise ValueError("`batched_k`: ssft stops each model at its own epoch; "
+                     "drop --batched_k")
+  logging.info("training %s", "up to {} seeds at once (batched)".format(
+      batched_k) if batched_k else "one model at a time")
   seeds = subsets.parse_runs(_SEEDS.value)
   # The heldout binary's split: seed s goes to worker s % num_workers.
   my_seeds = subsets.select_runs(seeds, _NUM_WORKERS.value,
@@ -103,11 +126,16 @@ def main(argv):
                                            **config.arch_kwargs),
         dataset.image_shape, config)
 
+  def batched_fn(k):
+    return batched.BatchedTrainer(config.arch, num_classes,
+                                  dataset.image_shape, config, k)
+
   output = cli.resolve_path(_OUTPUT.value)
   paths = scoring.train_and_score(
       dataset, trainer_fn, args, output,
       overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
-      train_seeds=my_seeds)
+      train_seeds=my_seeds, batched_fn=batched_fn,
+      batched_k=batched_k)
   if not paths:
     missing = scoring.missing_seeds(output, args)
     print("worker {} of {}: its {} seeds are done; {} of {} seeds still "
