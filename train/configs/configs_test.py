@@ -55,11 +55,12 @@ class ConfigsTest(parameterized.TestCase):
     self.assertEqual(config.momentum, 0.9)
 
   def test_data_diet_recipe(self):
-    for name, dataset in (("cifar10_data_diet", "cifar10:3.0.2"),
-                          ("cifar100_data_diet", "cifar100:3.0.2")):
+    for name, dataset, arch in (
+        ("cifar10_data_diet", "cifar10:3.0.2", "cifar_resnet18"),
+        ("cifar100_data_diet", "cifar100:3.0.2", "cifar_resnet50")):
       config = configs.get_config(name)
       self.assertEqual(config.dataset, dataset)
-      self.assertEqual(config.arch, "cifar_resnet18")
+      self.assertEqual(config.arch, arch)
       self.assertEqual(
           (config.epochs, config.batch_size, config.learning_rate,
            config.momentum, config.nesterov, config.weight_decay),
