@@ -35,6 +35,7 @@ from heldout.models import registry as model_registry
 from heldout.released import agreement
 from heldout.scores import score_file
 from train import configs
+from train import multi_worker
 from train import sam
 from train import samis_training as samis
 from train import subsets
@@ -82,6 +83,11 @@ def main(argv):
   tf.get_logger().setLevel("WARNING")
   cli.check_no_arguments(argv)
   cli.require_flags(output=_OUTPUT.value)
+  if multi_worker.is_multi_worker_environment():
+    raise ValueError(
+        "TF_CONFIG names several workers; //train:samis trains each model in "
+        "one process (several GPUs of one machine are used): share the pairs "
+        "with --num_workers/--worker_index instead")
   # -- arguments -----------------------------------------------------------
   name = _CONFIG.value or samis_configs.DEFAULT_CONFIGS.get(_DATASET.value)
   if _PREMATURE.value:
