@@ -8,7 +8,10 @@ SmallInception on CIFAR-size inputs at --inception_batch_size), builds a
 with the same initial weights, and times `--steps` training steps on one
 fixed random batch, each trainer's step compiled once and called in a
 `tf.range` loop inside one `tf.function` (so per-call Python overhead is not
-measured), best of --repeats after a warm-up call. SAM does two forward and
+measured), best of --repeats after a warm-up call, the two trainers timed
+alternately (on a shared machine both see the same load). The ratio is of
+wall times; the CPU ratio, of this process's CPU time (all its threads),
+which other jobs on a shared machine disturb less. SAM does two forward and
 backward passes per step, so 2x is the floor; the target is at most 2.2x.
 """
 
@@ -45,14 +48,22 @@ class StepResult:
   num_parameters: int
   sgd_seconds: float
   sam_seconds: float
+  sgd_cpu_seconds: float
+  sam_cpu_seconds: float
 
   @property
   def ratio(self) -> float:
+    """SAM's wall time per step over SGD's."""
     return self.sam_seconds / self.sgd_seconds
 
+  @property
+  def cpu_ratio(self) -> float:
+    """The same in CPU time of this process (all its threads)."""
+    return self.sam_cpu_seconds / self.sgd_cpu_seconds
 
-def _timed_steps(trainer, batch, steps, repeats):
-  """Best seconds per step over `repeats` timings of `steps` steps."""
+
+def _compiled_steps(trainer, batch):
+  """A `tf.function` running `steps` of the trainer's step on `batch`."""
   lr = tf.constant(0.01)
 
   @tf.function
@@ -62,14 +73,17 @@ def _timed_steps(trainer, batch, steps, repeats):
       trainer.strategy.run(trainer._replica_step, args=(batch, lr))  # pylint: disable=protected-access
 
   run(tf.constant(1))  # trace and warm up
-  best = float("inf")
-  for _ in range(repeats):
-    started = time.perf_counter()
-    run(tf.constant(steps))
-    # Reading a weight waits for the steps to finish.
-    trainer.model.trainable_variables[0].numpy()
-    best = min(best, (time.perf_counter() - started) / steps)
-  return best
+  return run
+
+
+def _seconds_per_step(trainer, run, steps):
+  """(wall seconds, process CPU seconds) per step."""
+  started, cpu_started = time.perf_counter(), time.process_time()
+  run(tf.constant(steps))
+  # Reading a weight waits for the steps to finish.
+  trainer.model.trainable_variables[0].numpy()
+  return ((time.perf_counter() - started) / steps,
+          (time.process_time() - cpu_started) / steps)
 
 
 def measure(name, arch, arch_kwargs, image_shape, batch_size, steps,
@@ -89,26 +103,36 @@ def measure(name, arch, arch_kwargs, image_shape, batch_size, steps,
   model_fn = lambda: model_registry.build_model(arch, num_classes,  # pylint: disable=g-long-lambda
                                                 **arch_kwargs)
   strategy = tf.distribute.get_strategy()
-  seconds = {}
-  num_parameters = 0
+  trainers, runs = {}, {}
   for optimizer in ("sgd", "sam"):
-    trainer = sam.make_trainer(optimizer, model_fn, image_shape, config,
-                               strategy=strategy)
-    trainer.reset(0)
-    num_parameters = sum(int(np.prod(v.shape))
-                         for v in trainer.model.trainable_variables)
-    seconds[optimizer] = _timed_steps(trainer, batch, steps, repeats)
+    trainers[optimizer] = sam.make_trainer(optimizer, model_fn, image_shape,
+                                           config, strategy=strategy)
+    trainers[optimizer].reset(0)
+    runs[optimizer] = _compiled_steps(trainers[optimizer], batch)
+  num_parameters = sum(int(np.prod(v.shape))
+                       for v in trainers["sgd"].model.trainable_variables)
+  # Alternated, so that both see the same load on a shared machine.
+  seconds = {"sgd": float("inf"), "sam": float("inf")}
+  cpu = dict(seconds)
+  for _ in range(repeats):
+    for optimizer in ("sgd", "sam"):
+      wall, used = _seconds_per_step(trainers[optimizer], runs[optimizer],
+                                     steps)
+      seconds[optimizer] = min(seconds[optimizer], wall)
+      cpu[optimizer] = min(cpu[optimizer], used)
   return StepResult(name, batch_size, num_parameters, seconds["sgd"],
-                    seconds["sam"])
+                    seconds["sam"], cpu["sgd"], cpu["sam"])
 
 
 def format_table(results: List[StepResult]) -> str:
-  lines = ["{:<16} {:>6} {:>11} {:>12} {:>12} {:>7}".format(
-      "model", "batch", "params", "SGD s/step", "SAM s/step", "ratio")]
+  lines = ["{:<16} {:>6} {:>11} {:>12} {:>12} {:>7} {:>10}".format(
+      "model", "batch", "params", "SGD s/step", "SAM s/step", "ratio",
+      "CPU ratio")]
   for r in results:
-    lines.append("{:<16} {:>6d} {:>11,d} {:>12.5f} {:>12.5f} {:>6.2f}x".format(
-        r.name, r.batch_size, r.num_parameters, r.sgd_seconds, r.sam_seconds,
-        r.ratio))
+    lines.append(
+        "{:<16} {:>6d} {:>11,d} {:>12.5f} {:>12.5f} {:>6.2f}x {:>9.2f}x".format(
+            r.name, r.batch_size, r.num_parameters, r.sgd_seconds,
+            r.sam_seconds, r.ratio, r.cpu_ratio))
   for r in results:
     lines.append("{}: SAM step {:.2f}x the SGD step (floor 2x: two passes; "
                  "target <= {}x): {}".format(

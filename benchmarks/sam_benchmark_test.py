@@ -14,6 +14,7 @@ class SamBenchmarkTest(absltest.TestCase):
     self.assertEqual(result.num_parameters, 16 * 8 + 8 + 8 * 10 + 10)
     self.assertGreater(result.sgd_seconds, 0)
     self.assertGreater(result.sam_seconds, 0)
+    self.assertGreater(result.sam_cpu_seconds, 0)
     self.assertAlmostEqual(result.ratio,
                            result.sam_seconds / result.sgd_seconds)
     table = sam_benchmark.format_table([result])
