@@ -21,12 +21,12 @@ class SamisEndToEndTest(absltest.TestCase):
 
   def test_workers_scores_and_agreement(self):
     folder = self.create_tempdir().full_path
-    common = ["--dataset=digits", "--folds=3", "--seeds=0:2", "--epochs=2",
+    common = ["--dataset=digits", "--folds=2", "--seeds=0:2", "--epochs=2",
               "--output=out/s.npz", "--num_workers=2", "--noprogress"]
     first = _run(common + ["--worker_index=0"], folder)
     self.assertEqual(first.returncode, 0, msg=first.stderr[-3000:])
-    # Pairs 0, 2, 4 of 0..5 are worker 0's: 6 of 12 runs left to worker 1.
-    self.assertIn("6 of 12 runs still missing", first.stdout)
+    # Pairs 0 and 2 of 0..3 are worker 0's: 4 of 8 runs left to worker 1.
+    self.assertIn("4 of 8 runs still missing", first.stdout)
     estimates = os.path.join(folder, "est.npz")
     np.savez(estimates, index=np.arange(1257),
              memorization=np.linspace(0.0, 1.0, 1257))
@@ -36,7 +36,7 @@ class SamisEndToEndTest(absltest.TestCase):
     paths = {m: os.path.join(folder, "out", "s_{}.npz".format(m[-1]))
              for m in ("samis_l", "samis_p")}
     for method, path in paths.items():
-      self.assertIn("wrote {} ({}, 2 seeds x 3 folds)".format(path, method),
+      self.assertIn("wrote {} ({}, 2 seeds x 2 folds)".format(path, method),
                     second.stdout)
       self.assertRegex(second.stdout, r"{} vs memorization: Spearman "
                        r"-?[0-9.]+ \(p=.*\) on 1257 examples".format(method))
@@ -48,17 +48,10 @@ class SamisEndToEndTest(absltest.TestCase):
       self.assertEqual(scores.args["config"]["epochs"], 2)
       self.assertTrue(os.path.exists(path[:-4] + "_vs_memorization_scatter.png"))
     for optimizer in ("sgd", "sam"):
-      run = os.path.join(folder, "out", "s.runs", optimizer, "0.666667", "5")
+      run = os.path.join(folder, "out", "s.runs", optimizer, "0.5", "3")
       self.assertTrue(os.path.exists(os.path.join(run, "aux_arrays.npz")))
       self.assertTrue(os.path.exists(os.path.join(run, "checkpoints",
                                                   "ckpt-2.index")))
-    # Everything finished: a rerun trains nothing and writes the same files.
-    before = score_file.read_scores(paths["samis_l"]).values
-    os.remove(paths["samis_l"])
-    again = _run(common[:-2] + ["--noprogress"], folder)
-    self.assertEqual(again.returncode, 0, msg=again.stderr[-3000:])
-    np.testing.assert_array_equal(
-        score_file.read_scores(paths["samis_l"]).values, before)
 
   def test_user_errors_are_one_line(self):
     folder = self.create_tempdir().full_path
