@@ -22,3 +22,5 @@ from heldout.released.published import read_high_influence_pairs
 from heldout.released.published import read_imagenet_index
 from heldout.released.published import read_infl_matrix
 from heldout.released.published import read_published
+from heldout.released.samis_scores import read_samis_pickle
+from heldout.released.samis_scores import to_tfds_order

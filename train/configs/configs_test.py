@@ -89,6 +89,19 @@ class ConfigsTest(parameterized.TestCase):
     self.assertEqual((cifar.epochs, cifar.batch_size, cifar.learning_rate),
                      (100, 512, 0.1))
 
+  def test_samis_recipe(self):
+    for name, dataset in (("cifar10_samis", "cifar10:3.0.2"),
+                          ("cifar100_samis", "cifar100:3.0.2")):
+      config = configs.get_config(name)
+      self.assertEqual(config.dataset, dataset)
+      self.assertEqual(
+          (config.arch, config.epochs, config.batch_size,
+           config.learning_rate, config.lr_schedule, config.augment),
+          ("cifar_resnet50", 160, 128, 0.1, "step", True))
+    for dataset, name in configs.samis.DEFAULT_CONFIGS.items():
+      self.assertEqual(configs.get_config(name).dataset, dataset)
+    self.assertEqual(configs.get_config("digits_samis").arch, "mlp")
+
   def test_step_survives_shorter_epochs(self):
     config = configs.get_config("cifar10_data_diet").replace(epochs=2)
     self.assertEqual(config.lr_boundaries_epochs, (60, 120, 160))
