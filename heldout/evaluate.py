@@ -78,12 +78,13 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 # Budgets and recipes per dataset: (config names for heldout / scores / ssft,
 # heldout runs, seeds, ssft seeds, EL2N epoch).
 _RECIPES = {
-    "digits": (("digits", "digits", "digits_ssft"), 512, 5, 3, 2),
-    "mnist": (("mnist", "mnist", "mnist_ssft"), 2000, 10, 5, 2),
-    "cifar10:3.0.2": (("cifar10", "cifar10_data_diet", "cifar10_ssft"),
-                      4000, 10, 5, 20),
-    "cifar100:3.0.2": (("cifar100", "cifar100_data_diet", "cifar100_ssft"),
-                       4000, 10, 5, 20),
+    "digits": (("digits", "digits", "digits_ssft", "digits_samis"), 512, 5, 3,
+               2),
+    "mnist": (("mnist", "mnist", "mnist_ssft", None), 2000, 10, 5, 2),
+    "cifar10:3.0.2": (("cifar10", "cifar10_data_diet", "cifar10_ssft",
+                       "cifar10_samis"), 4000, 10, 5, 20),
+    "cifar100:3.0.2": (("cifar100", "cifar100_data_diet", "cifar100_ssft",
+                        "cifar100_samis"), 4000, 10, 5, 20),
 }
 
 
@@ -93,12 +94,11 @@ def _section(title):
 
 def _settings_for(dataset, name, work_dir, recipe):
   from train import configs  # pylint: disable=g-import-not-at-top
-  (heldout_c, scores_c, ssft_c), runs, seeds, ssft_seeds, el2n_epoch = recipe
+  names, runs, seeds, ssft_seeds, el2n_epoch = recipe
+  kinds = dict(zip(("heldout", "scores", "ssft", "samis"), names))
   return method_runs.Setting(
       name=name, dataset=dataset, work_dir=work_dir,
-      configs={"heldout": configs.get_config(heldout_c),
-               "scores": configs.get_config(scores_c),
-               "ssft": configs.get_config(ssft_c)},
+      configs={kind: configs.get_config(c) for kind, c in kinds.items() if c},
       heldout_runs=_HELDOUT_RUNS.value or runs,
       seeds=tuple(range(_SEEDS.value or seeds)),
       ssft_seeds=tuple(range(min(_SEEDS.value or ssft_seeds, ssft_seeds))),

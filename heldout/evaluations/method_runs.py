@@ -13,9 +13,11 @@ with 10% of its labels corrupted) and writes one score file per method
 - `forgetting_minibatch`, `el2n` (at `setting.el2n_epoch`), `grand` (at
   initialisation) and `ssft` with `fslt` (its extra, also written as its own
   file): `train.scoring.train_and_score`, `setting.seeds` seeds;
-- `samis_l` / `samis_p` and `self_influence`: when their packages
-  (`train.samis`, `heldout.influence_functions`) are present; otherwise they
-  are reported missing, by name, never faked.
+- `samis_l` / `samis_p`: paired SGD / SAM runs over `setting.samis_folds`
+  folds (`train.samis_training`), each example scored from its held-out
+  fold;
+- `self_influence`: when `heldout.influence_functions` is present;
+  otherwise it is reported missing, by name, never faked.
 
 Everything is resumable: the heldout runs and the scoring seeds are skipped
 when finished, and a score file already written with the same arguments is
@@ -48,13 +50,15 @@ class Setting:
     name: a short name (used in tables).
     dataset: `heldout.data.Dataset` (its train split is scored).
     work_dir: where runs and score files go.
-    configs: {"heldout", "scores", "ssft"}: `TrainConfig` of each kind of
-      training.
+    configs: {"heldout", "scores", "ssft", "samis"}: `TrainConfig` of each
+      kind of training ("samis" may be absent: SAMIS is then missing).
     heldout_runs: heldout runs for memorization.
     subset_ratio: their subset ratio.
     seeds: seeds of the training-dynamics scores.
     ssft_seeds: seeds of SSFT (two trainings of two phases each).
     el2n_epoch: the epoch EL2N is scored at (GraNd: 0).
+    samis_folds: folds of SAMIS's paired runs.
+    samis_seeds: seeds of SAMIS (each a full pass over the folds).
     cleanlab_runs: heldout runs whose predictions feed cleanlab.
     batched_k: models trained at once where possible (0: one at a time).
   """
@@ -67,6 +71,8 @@ class Setting:
   seeds: Tuple[int, ...] = (0, 1, 2, 3, 4)
   ssft_seeds: Tuple[int, ...] = (0, 1, 2)
   el2n_epoch: int = 2
+  samis_folds: int = 10
+  samis_seeds: Tuple[int, ...] = (0,)
   cleanlab_runs: int = 128
   batched_k: int = 64
 
@@ -193,11 +199,31 @@ def _training_dynamics(setting, method, progress):
 
 
 def _samis(setting, progress):
-  try:
-    from train import samis  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return "train.samis is not built yet"
-  return samis.evaluation_scores(setting, progress=progress)
+  """SAMIS-L / -P: paired SGD / SAM runs over folds (`train.samis_training`)."""
+  from heldout.models import registry  # pylint: disable=g-import-not-at-top
+  from train import sam  # pylint: disable=g-import-not-at-top
+  from train import samis_training  # pylint: disable=g-import-not-at-top
+  config = setting.configs.get("samis")
+  if config is None:
+    return "no SAMIS recipe for {}".format(setting.dataset.name)
+  dataset = setting.dataset
+  args = samis_training.SamisArgs(
+      dataset=dataset.name, config=config.to_json(),
+      seeds=setting.samis_seeds, folds=setting.samis_folds)
+  output = os.path.join(setting.work_dir, "runs", "samis.npz")
+  os.makedirs(os.path.dirname(output), exist_ok=True)
+
+  def trainer_fn(optimizer):
+    return sam.make_trainer(
+        optimizer, lambda: registry.build_model(
+            config.arch, dataset.num_classes, **config.arch_kwargs),
+        dataset.image_shape, config, rho=args.rho)
+
+  paths = samis_training.train_and_score(dataset, trainer_fn, args, output,
+                                         progress=progress)
+  return {m: dataclasses.replace(score_file.read_scores(path), method=m,
+                                 args=_args(setting, m))
+          for m, path in paths.items()}
 
 
 def _self_influence(setting, progress):
@@ -217,6 +243,8 @@ def _args(setting, method) -> dict:
           "subset_ratio": setting.subset_ratio, "seeds": list(setting.seeds),
           "ssft_seeds": list(setting.ssft_seeds),
           "el2n_epoch": setting.el2n_epoch,
+          "samis_folds": setting.samis_folds,
+          "samis_seeds": list(setting.samis_seeds),
           "cleanlab_runs": setting.cleanlab_runs}
 
 
