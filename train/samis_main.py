@@ -27,6 +27,7 @@ examples both have, and writes `<output>_{l,p}_vs_memorization_*`
 
 
 from absl import flags
+from absl import logging
 import tensorflow as tf
 
 from heldout import cli
@@ -39,6 +40,7 @@ from train import multi_worker
 from train import sam
 from train import samis_training as samis
 from train import subsets
+from train import workers
 from train.configs import samis as samis_configs
 
 _DATASET = flags.DEFINE_string(
@@ -63,10 +65,13 @@ _PREMATURE = flags.DEFINE_bool(
     "premature", False, "The premature variant: whole training set, "
     "constant learning rate, 20 epochs unless --epochs.")
 _NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", 1, "Machines sharing the pairs of one output.")
+    "num_workers", None,
+    "Machines sharing the job (default: from the scheduler, train/workers.py: "
+    "a Kubernetes Indexed Job or a Slurm array; else 1).")
 _WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", 0, "This machine's index: it trains pair p if "
-    "p % num_workers == worker_index.")
+    "worker_index", None, "This machine's index in [0, num_workers): it "
+    "takes item r if r % num_workers == worker_index (default: from the "
+    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "The outputs' stem: S.npz gives S_l.npz, S_p.npz and the "
     "runs in S.runs/.")
@@ -102,8 +107,9 @@ def main(argv):
       seeds=tuple(subsets.parse_runs(_SEEDS.value)),
       folds=1 if _PREMATURE.value else _FOLDS.value, rho=_RHO.value,
       premature=_PREMATURE.value)
-  my_runs = subsets.select_runs(args.run_ids, _NUM_WORKERS.value,
-                                _WORKER_INDEX.value)
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
+  my_runs = subsets.select_runs(args.run_ids, worker.count, worker.index)
+  logging.info("%s: %d pairs", worker.describe(), len(my_runs))
   # -- data and models -----------------------------------------------------
   dataset = data_registry.load_dataset(
       cli.resolve_dataset_name(_DATASET.value),
@@ -126,7 +132,7 @@ def main(argv):
     missing = samis.missing_runs(output, args)
     print("worker {} of {}: its {} pairs are done; {} of {} runs still "
           "missing (other workers); the last to finish writes {}".format(
-              _WORKER_INDEX.value, _NUM_WORKERS.value, len(my_runs),
+              worker.index, worker.count, len(my_runs),
               len(missing), 2 * len(args.run_ids),
               " and ".join(samis.output_paths(output).values())))
     return

@@ -44,6 +44,7 @@ from train import configs
 from train import loop
 from train import scoring
 from train import subsets
+from train import workers
 
 _METHOD = flags.DEFINE_enum("method", None, list(scoring.METHODS),
                             "What to score.")
@@ -60,10 +61,13 @@ _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
                              "comma-separated ids and ranges.")
 _NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", 1, "Machines sharing the seeds of one output.")
+    "num_workers", None,
+    "Machines sharing the job (default: from the scheduler, train/workers.py: "
+    "a Kubernetes Indexed Job or a Slurm array; else 1).")
 _WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", 0, "This machine's index: it trains seed s if "
-    "s % num_workers == worker_index.")
+    "worker_index", None, "This machine's index in [0, num_workers): it "
+    "takes item r if r % num_workers == worker_index (default: from the "
+    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
 _SCORE_EPOCHS = flags.DEFINE_string(
     "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
     "initialisation).")
@@ -105,8 +109,9 @@ def main(argv):
       batched_k) if batched_k else "one model at a time")
   seeds = subsets.parse_runs(_SEEDS.value)
   # The heldout binary's split: seed s goes to worker s % num_workers.
-  my_seeds = subsets.select_runs(seeds, _NUM_WORKERS.value,
-                                 _WORKER_INDEX.value)
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
+  my_seeds = subsets.select_runs(seeds, worker.count, worker.index)
+  logging.info("%s: %d seeds", worker.describe(), len(my_seeds))
   args = scoring.ScoringArgs(
       method=_METHOD.value, dataset=_DATASET.value,
       config=dataclasses.asdict(config),
@@ -140,7 +145,7 @@ def main(argv):
     missing = scoring.missing_seeds(output, args)
     print("worker {} of {}: its {} seeds are done; {} of {} seeds still "
           "missing (other workers); the last to finish writes {}".format(
-              _WORKER_INDEX.value, _NUM_WORKERS.value, len(my_seeds),
+              worker.index, worker.count, len(my_seeds),
               len(missing), len(seeds), output))
     return
   for epoch, path in sorted(paths.items()):
