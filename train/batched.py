@@ -22,7 +22,10 @@ paths their docstrings list) and saved exactly as a single run: the
 checkpoint `tf.train.Checkpoint(model, epoch, global_step)` and
 `aux_arrays.npz`, in a temporary folder renamed into place
 (`train/heldout_training.py`). Resumable at run granularity: finished runs are
-skipped; the runs of an interrupted group of K are trained again.
+not published again; the groups are fixed by the run ids asked, so a
+restarted job trains each unfinished run in the same group of K as the
+uninterrupted job would (finished members again too, unpublished), and its
+checkpoints are bitwise those of an uninterrupted job.
 Each epoch also returns every training step's own predictions (before its
 update), for per-example scores (`fit`'s `epoch_end_fn`; `train/scoring.py`
 counts forgetting events from them). Not supported here: augmentation (use
@@ -496,7 +499,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     output_dir: experiment folder (local).
     config: `TrainConfig` (no augmentation).
     k: models per batched computation (groups are balanced, so the last one
-      is not mostly padding).
+      is not mostly padding, and fixed by `run_ids`: see the comment below).
     progress: tqdm bar over runs.
 
   Returns:
@@ -510,11 +513,17 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
                                    heldout.job_arguments(dataset, config))
   run_ids = [int(r) for r in run_ids]
   pending = heldout.pending_runs(output_dir, subset_ratio, run_ids)
-  groups, group_size = balanced_groups(pending, k)
+  # Groups fixed by the runs asked, not by those pending: a restarted job
+  # trains each run in the same group of the same K as an uninterrupted one
+  # (every run of a group with a pending run is trained again, only the
+  # pending ones are published), so its checkpoints are bitwise the same.
+  all_groups, group_size = balanced_groups(run_ids, k)
+  pending_set = set(pending)
+  groups = [g for g in all_groups if pending_set.intersection(g)]
   logging.info("batched heldout training %s/%s ratio %s: %d runs asked, %d to "
-               "train in %d groups of <= %d", dataset.name, arch,
+               "train in %d of %d groups of <= %d", dataset.name, arch,
                layout.ratio_dirname(subset_ratio), len(run_ids), len(pending),
-               len(groups), group_size)
+               len(groups), len(all_groups), group_size)
   results = {}
   if groups:
     trainer = BatchedTrainer(arch, dataset.num_classes, dataset.image_shape,
@@ -548,6 +557,8 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
         epoch_var.assign(config.epochs)
         step_var.assign(config.epochs * trainer.steps_per_epoch)
         for i, run_id in enumerate(group):
+          if run_id not in pending_set:
+            continue  # published before: trained again only for its group
           arrays = heldout.run_aux_arrays(
               n_train, subset_ids[i], dataset.train.index, correct_train[i],
               dataset.test.index, correct_test[i])
@@ -565,7 +576,8 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
           results[run_id] = heldout.RunResult(
               run_id, "trained", final,
               (time.time() - group_started) / len(group), accuracy)
-        done += len(group)
+        published = len(pending_set.intersection(group))
+        done += published
         elapsed = time.time() - started
         logging.info("runs %d..%d trained (%d/%d, %.2fs per run, mean test "
                      "accuracy %.4f, ETA %.0fs)", group[0], group[-1], done,
@@ -573,7 +585,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
                      float(np.mean(correct_test[:len(group)])),
                      elapsed / done * (len(pending) - done))
         if bar is not None:
-          bar.update(len(group))
+          bar.update(published)
     finally:
       if bar is not None:
         bar.close()
