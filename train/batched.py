@@ -47,6 +47,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from heldout import atomic
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import layout
@@ -565,12 +566,13 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
           trainer.export(i, export_module)
           tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
           final = layout.run_dir(output_dir, subset_ratio, run_id)
-          if os.path.exists(tmp):
-            import shutil  # pylint: disable=g-import-not-at-top
-            shutil.rmtree(tmp)
-          os.makedirs(tmp)
-          heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
-                              n_train, n_test, write_fn=write_fn)
+          with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+            if os.path.exists(tmp):
+              import shutil  # pylint: disable=g-import-not-at-top
+              shutil.rmtree(tmp)
+            os.makedirs(tmp)
+            heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
+                                n_train, n_test, write_fn=write_fn)
           accuracy = {s: float(np.mean(arrays["correctness_" + s]))
                       for s in aux_lib.SPLITS}
           results[run_id] = heldout.RunResult(

@@ -244,7 +244,8 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
       logging.info("run %d: resuming at epoch %d from %s", run_id,
                    int(trainer.epoch.numpy()), manager.latest_checkpoint)
     else:
-      os.makedirs(tmp, exist_ok=True)
+      with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+        os.makedirs(tmp, exist_ok=True)
   trainer.sync_from_chief()
   status = "resumed" if int(trainer.epoch.numpy()) > 0 else "trained"
 
@@ -253,15 +254,17 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
   def save_progress(epochs_done):
     if (manager is not None and epochs_done < config.epochs and
         time.time() - last_save[0] >= config.checkpoint_every_seconds):
-      manager.save(checkpoint_number=epochs_done)
+      with atomic.named_write_errors(tmp, "run {}'s progress".format(run_id)):
+        manager.save(checkpoint_number=epochs_done)
       last_save[0] = time.time()
 
   trainer.fit(dataset.train, subset, seed, callbacks=callbacks,
               epoch_end_fn=save_progress)
   arrays = evaluate_run(trainer.evaluate, dataset, subset)
   if chief:
-    publish_run(tmp, final, trainer.final_checkpoint(), config.epochs, arrays,
-                len(dataset.train), len(dataset.test))
+    with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+      publish_run(tmp, final, trainer.final_checkpoint(), config.epochs,
+                  arrays, len(dataset.train), len(dataset.test))
   accuracy = {split: float(np.mean(arrays["correctness_" + split]))
               for split in aux_lib.SPLITS}
   return RunResult(run_id=run_id, status=status, path=final,
