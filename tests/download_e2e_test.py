@@ -22,6 +22,7 @@ from absl.testing import flagsaver
 import numpy as np
 
 from heldout import download
+from heldout import manifest
 
 from heldout.readers import aux_arrays
 from heldout.readers import experiment as experiment_lib
@@ -106,7 +107,8 @@ class DownloadEndToEndTest(absltest.TestCase):
   def _extracted(self, dest=None):
     folder = os.path.join(dest or self.dest, _EXP)
     return [_EXP + "/" + r for r in testing_archive.list_files(folder)
-            if not r.startswith(".download_complete")]
+            if not r.startswith(".download_complete")
+            and os.path.basename(r) != manifest.MANIFEST_FILENAME]
 
   def test_full_download_resumes_and_is_usable(self):
     cut = len(self.archive) // 2
