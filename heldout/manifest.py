@@ -31,6 +31,9 @@ from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 
 MANIFEST_FILENAME = ".heldout_manifest.json"
+# `//heldout:download`'s completion marker in the experiment folder
+# (`heldout.released.downloader`); it lists every file it extracted.
+DOWNLOAD_MARKER_FILENAME = ".download_complete.json"
 FORMAT = "heldout-run-manifest"
 VERSION = 1
 ALGORITHM = "sha256"
@@ -301,6 +304,15 @@ class ExperimentFiles:
       out["run folder missing"] = len(self.missing_runs)
     return out
 
+  def raise_on_mismatch(self):
+    """Raises `ExperimentError` when a file is missing, changed or extra, or a run is gone."""
+    if self.mismatch:
+      bad = sum(1 for r in self.runs if r.mismatch) + len(self.missing_runs)
+      raise errors.ExperimentError(
+          "{}: {} of {} runs differ from their manifests ({}); download or copy "
+          "them again".format(self.path, bad, len(self.runs) + len(self.missing_runs),
+                              self.describe().splitlines()[0]))
+
   def describe(self, every_run=False):
     """A line per run that is not ok (every run with `every_run`), then totals."""
     lines = ["{}: run folder missing (recorded by the download)".format(name)
@@ -328,7 +340,27 @@ def _manifest_bytes(run_dir):
              if os.path.isfile(os.path.join(run_dir, *rel.split("/"))))
 
 
-def check_experiment(experiment_dir, *, write_missing=False, expected_runs=(),
+def downloaded_runs(experiment_dir):
+  """`<ratio>/<run>` of every run the download marker lists a file of (a set)."""
+  try:
+    with open(os.path.join(experiment_dir, DOWNLOAD_MARKER_FILENAME)) as f:
+      marker = json.load(f)
+  except FileNotFoundError:
+    return set()
+  except ValueError as e:
+    raise errors.ExperimentError("{}: unreadable download marker ({})".format(
+        os.path.join(experiment_dir, DOWNLOAD_MARKER_FILENAME), e)) from e
+  runs = set()
+  for entry in marker.get("entries", []):
+    for rel in entry.get("files", {}):
+      parts = rel.split("/")
+      ratio = layout.parse_ratio_dirname(parts[0])
+      if len(parts) >= 3 and ratio is not None and parts[1].isdigit():
+        runs.add("{}/{}".format(layout.ratio_dirname(ratio), int(parts[1])))
+  return runs
+
+
+def check_experiment(experiment_dir, *, write_missing=False, expected_runs=None,
                      progress=True, source="//heldout:verify --write_manifest"):
   """Checks every run of an experiment directory against its manifest.
 
@@ -336,8 +368,9 @@ def check_experiment(experiment_dir, *, write_missing=False, expected_runs=(),
     experiment_dir: a local experiment folder (`<ratio>/<run>/...`).
     write_missing: record a manifest (hashing the files as they are) for each
       run that has none.
-    expected_runs: `<ratio>/<run>` names that must exist (e.g. the runs a
-      download recorded); absent ones are reported as missing.
+    expected_runs: `<ratio>/<run>` names that must exist, absent ones being
+      reported as missing; None: the runs the download marker lists
+      (`downloaded_runs`).
     progress: show a tqdm bar of the bytes read on stderr.
     source: the `source` of manifests written.
 
@@ -355,6 +388,8 @@ def check_experiment(experiment_dir, *, write_missing=False, expected_runs=(),
   runs = [(layout.ratio_dirname(ratio) + "/" + str(run.run_id), run.path)
           for ratio in scanned.ratios for run in scanned.runs[ratio]]
   present = {name for name, _ in runs}
+  if expected_runs is None:
+    expected_runs = downloaded_runs(experiment_dir)
   missing_runs = sorted(set(expected_runs) - present,
                         key=lambda n: (float(n.split("/")[0]), int(n.split("/")[1])))
   total = 0

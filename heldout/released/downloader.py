@@ -46,7 +46,7 @@ from heldout.released import byte_stream
 from heldout.released import catalog
 from heldout.released import extract
 
-MARKER_FILENAME = ".download_complete.json"
+MARKER_FILENAME = manifest.DOWNLOAD_MARKER_FILENAME
 SKIP_MD5 = "skip"
 
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
