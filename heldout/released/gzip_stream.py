@@ -196,10 +196,8 @@ class GzipStreamReader:
         if not self._start_member():
           self._state = "done"
           return b""
-      if not self._buf and not self._fill():
-        raise self._error(
-            "the stream ends inside gzip member {} (from byte {}): truncated".format(
-                self.members + 1, self._member_start))
+      if not self._buf:
+        self._fill()  # At the end, zlib may still hold output it had no room for.
       before = len(self._buf)
       try:
         data = self._decompressor.decompress(self._buf, size)
@@ -216,6 +214,10 @@ class GzipStreamReader:
         self._size += len(data)
       if d.eof:
         self._finish_member()
+      elif not data and not self._buf and self._raw_eof:
+        raise self._error(
+            "the stream ends inside gzip member {} (from byte {}): truncated".format(
+                self.members + 1, self._member_start))
       if data:
         self.uncompressed_offset += len(data)
         return data
