@@ -308,10 +308,18 @@ class ExperimentFiles:
     """Raises `ExperimentError` when a file is missing, changed or extra, or a run is gone."""
     if self.mismatch:
       bad = sum(1 for r in self.runs if r.mismatch) + len(self.missing_runs)
+      counts = self.counts()
+      found = ", ".join("{} {}".format(counts[s], s) for s in (
+          MISSING, CHANGED, EXTRA, "run folder missing") if s in counts)
       raise errors.ExperimentError(
-          "{}: {} of {} runs differ from their manifests ({}); download or copy "
-          "them again".format(self.path, bad, len(self.runs) + len(self.missing_runs),
-                              self.describe().splitlines()[0]))
+          "{}: {} of {} runs differ from their manifests ({}; the first: {}); download "
+          "or copy them again".format(self.path, bad, len(self.runs) + len(self.missing_runs),
+                                      found, self._first_mismatch()))
+
+  def _first_mismatch(self):
+    if self.missing_runs:
+      return "{}: run folder missing".format(self.missing_runs[0])
+    return next(r.describe() for r in self.runs if r.mismatch)
 
   def describe(self, every_run=False):
     """A line per run that is not ok (every run with `every_run`), then totals."""
@@ -324,8 +332,10 @@ class ExperimentFiles:
         self.path, len(self.runs), sum(r.checked for r in self.runs),
         ", ".join("{} {}".format(counts[s], s) for s in order if s in counts)))
     if counts.get(NO_MANIFEST):
-      lines.append("{} runs have no manifest and were not checked (record one with "
-                   "--write_manifest)".format(counts[NO_MANIFEST]))
+      lines.append("{} run{} no manifest and {} not checked (record one with "
+                   "--write_manifest)".format(
+                       counts[NO_MANIFEST], " has" if counts[NO_MANIFEST] == 1 else "s have",
+                       "was" if counts[NO_MANIFEST] == 1 else "were"))
     return "\n".join(lines)
 
 

@@ -79,7 +79,10 @@ class ManifestTest(absltest.TestCase):
     self.assertIn("0.7/1: changed: {} (sha256 ".format(_CKPT), text)
     self.assertIn("0.5/0: missing: aux_arrays.npz", text)
     self.assertIn("1 ok, 1 missing, 1 changed, 1 extra, 1 no manifest", text)
-    with self.assertRaisesRegex(errors.ExperimentError, "3 of 5 runs differ"):
+    self.assertIn("1 run has no manifest and was not checked", text)
+    with self.assertRaisesRegex(errors.ExperimentError,
+                                r"3 of 5 runs differ from their manifests \(1 missing, 1 "
+                                r"changed, 1 extra; the first: 0.5/0: missing: aux_arrays.npz\)"):
       report.raise_on_mismatch()
 
   def test_changed_size(self):
