@@ -292,7 +292,8 @@ def _confirm_or_write(tar, member, path):
     _remove_stale_temps(path)
     with atomic.atomic_open(path, "wb") as f:
       existing.seek(0)
-      f.write(existing.read(matched))  # Already in `digest`.
+      for _ in range(0, matched, _COPY_CHUNK):  # Equal to the stream: already hashed.
+        f.write(existing.read(min(_COPY_CHUNK, matched - f.tell())))
       digest.update(chunk)
       f.write(chunk)
       _check_size(member, matched + len(chunk) + _copy(source, f, digest))
@@ -352,21 +353,23 @@ def _check_end_of_archive(tar, feed, gz, label, last_member):
     stripped = data.lstrip(b"\0")
     if stripped:
       at = end + zeros + len(data) - len(stripped)
-      if at == end:
+      if at < end + 2 * tarfile.BLOCKSIZE:
         raise errors.ArchiveError(
-            "{}: damaged tar header at uncompressed byte {} (compressed byte {} read)"
-            "{}: the archive is corrupt".format(label, end, gz.compressed_offset, after))
+            "{}, compressed byte {}: damaged tar header at uncompressed byte {}{}: "
+            "the archive is corrupt".format(
+                label, gz.compressed_offset,
+                end + (at - end) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE, after))
       raise errors.ArchiveError(
-          "{}: non-zero data at uncompressed byte {} (compressed byte {} read), after "
-          "the tar end-of-archive marker at byte {}{}".format(
-              label, at, gz.compressed_offset, end, after))
+          "{}, compressed byte {}: non-zero data at uncompressed byte {}, after the "
+          "tar end-of-archive marker at byte {}{}".format(
+              label, gz.compressed_offset, at, end, after))
     zeros += len(data)
     data = gz.read(_COPY_CHUNK)
   if zeros < 2 * tarfile.BLOCKSIZE:
     raise errors.ArchiveError(
-        "{}: the tar data ends at uncompressed byte {} without an end-of-archive "
-        "marker (two zero blocks){}: the archive is truncated".format(
-            label, end + zeros, after))
+        "{}, compressed byte {}: the tar data ends at uncompressed byte {} without an "
+        "end-of-archive marker (two zero blocks){}: the archive is truncated".format(
+            label, gz.compressed_offset, end + zeros, after))
 
 
 def _replace_with_link(path, make_link):
@@ -464,7 +467,7 @@ def extract_stream(fileobj, dest, experiment, selection, bufsize=1 << 20):
           counts.files[relpath] = record or manifest.hash_file(path)
       _check_end_of_archive(tar, feed, gz, label, last_member)
   except (tarfile.TarError, EOFError, zlib.error) as e:
-    raise errors.ArchiveError("{}: {}: {} at uncompressed byte {} (compressed byte {} "
-                              "read)".format(label, type(e).__name__, e,
-                                             feed.delivered, gz.compressed_offset)) from e
+    raise errors.ArchiveError("{}, compressed byte {}: {}: {} ({} uncompressed bytes "
+                              "read)".format(label, gz.compressed_offset, type(e).__name__,
+                                             e, feed.delivered)) from e
   return counts

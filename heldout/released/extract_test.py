@@ -332,6 +332,20 @@ class ExtractTest(parameterized.TestCase):
     with self.assertRaisesRegex(errors.ArchiveError, pattern):
       self._extract(make(self.archive, tar))
 
+  def test_damaged_tar_header_inside_a_valid_gzip_is_an_error(self):
+    # tarfile alone ends the member list silently at a damaged header that is
+    # not the first; the gzip layer is intact here, so only the end-of-archive
+    # check can tell.
+    tar = bytearray(self._tar_bytes())
+    with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r:") as t:
+      third = t.getmembers()[2].offset
+    tar[third:third + 8] = b"damaged!"
+    with tarfile.open(fileobj=io.BytesIO(gzip.compress(bytes(tar))), mode="r|gz") as t:
+      self.assertLen(list(t), 2)  # What tarfile does alone: no error.
+    with self.assertRaisesRegex(errors.ArchiveError,
+                                "damaged tar header at uncompressed byte {}".format(third)):
+      self._extract(gzip.compress(bytes(tar)))
+
   def test_zero_padding_after_the_stream_is_accepted(self):
     counts = self._extract(self.archive + b"\0" * 4096)
     self.assertEqual(counts.written, 15)
