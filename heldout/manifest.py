@@ -47,6 +47,7 @@ CHANGED = "changed"
 EXTRA = "extra"
 NO_MANIFEST = "no manifest"
 MANIFEST_WRITTEN = "manifest written"
+RUN_FOLDER_MISSING = "run folder missing"  # Of the experiment: a run the download recorded.
 
 
 def new_digest():
@@ -301,7 +302,7 @@ class ExperimentFiles:
       for status in run.statuses:
         out[status] = out.get(status, 0) + 1
     if self.missing_runs:
-      out["run folder missing"] = len(self.missing_runs)
+      out[RUN_FOLDER_MISSING] = len(self.missing_runs)
     return out
 
   def raise_on_mismatch(self):
@@ -310,7 +311,7 @@ class ExperimentFiles:
       bad = sum(1 for r in self.runs if r.mismatch) + len(self.missing_runs)
       counts = self.counts()
       found = ", ".join("{} {}".format(counts[s], s) for s in (
-          MISSING, CHANGED, EXTRA, "run folder missing") if s in counts)
+          MISSING, CHANGED, EXTRA, RUN_FOLDER_MISSING) if s in counts)
       raise errors.ExperimentError(
           "{}: {} of {} runs differ from their manifests ({}; the first: {}); download "
           "or copy them again".format(self.path, bad, len(self.runs) + len(self.missing_runs),
@@ -318,16 +319,16 @@ class ExperimentFiles:
 
   def _first_mismatch(self):
     if self.missing_runs:
-      return "{}: run folder missing".format(self.missing_runs[0])
+      return "{}: {}".format(self.missing_runs[0], RUN_FOLDER_MISSING)
     return next(r.describe() for r in self.runs if r.mismatch)
 
   def describe(self, every_run=False):
     """A line per run that is not ok (every run with `every_run`), then totals."""
-    lines = ["{}: run folder missing (recorded by the download)".format(name)
+    lines = ["{}: {} (recorded by the download)".format(name, RUN_FOLDER_MISSING)
              for name in self.missing_runs]
     lines += [r.describe() for r in self.runs if every_run or r.statuses != [OK]]
     counts = self.counts()
-    order = [OK, MISSING, CHANGED, EXTRA, NO_MANIFEST, MANIFEST_WRITTEN, "run folder missing"]
+    order = [OK, MISSING, CHANGED, EXTRA, NO_MANIFEST, MANIFEST_WRITTEN, RUN_FOLDER_MISSING]
     lines.append("{}: {} runs, {} files checked: {}".format(
         self.path, len(self.runs), sum(r.checked for r in self.runs),
         ", ".join("{} {}".format(counts[s], s) for s in order if s in counts)))
