@@ -143,6 +143,12 @@ class DownloaderTest(parameterized.TestCase):
     self._download(only="checkpoints", ratios="0.5")
     self.assertLen(self.server.requests, n_requests + 1)
     self.assertLen(self._marker()["entries"], 2)
+    # The run manifests hold both selections' files.
+    run_dir = os.path.join(self.dest, _EXP, "0.5", "0")
+    self.assertLen(manifest.read_manifest(run_dir)["files"], 3)
+    self.assertEqual(manifest.check_run(run_dir).statuses, [manifest.OK])
+    self.assertEqual(list(manifest.read_manifest(os.path.join(
+        self.dest, _EXP, "0.7", "0"))["files"]), ["aux_arrays.npz"])
     # A deleted file makes the marked selection incomplete again.
     os.remove(os.path.join(self.dest, _EXP, "0.7", "2", "aux_arrays.npz"))
     summary = self._download(only="aux_arrays")
