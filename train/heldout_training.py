@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from heldout import atomic
 from heldout import errors
+from heldout import manifest
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import experiment as experiment_lib
@@ -169,7 +170,7 @@ def run_aux_arrays(num_train, subset, train_ids, train_correct, test_ids,
 
 def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
                 arrays: dict, num_train, num_test, write_fn=None):
-  """Writes the final checkpoint and aux_arrays.npz, then renames into place.
+  """Writes the final checkpoint, aux_arrays.npz and manifest, then renames into place.
 
   Args:
     tmp_dir: the run's temporary folder.
@@ -188,6 +189,7 @@ def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
   aux_lib.write_aux_arrays(layout.aux_arrays_path(tmp_dir), num_train=num_train,
                            num_test=num_test, **arrays)
   shutil.rmtree(os.path.join(tmp_dir, PROGRESS_DIRNAME), ignore_errors=True)
+  manifest.record_run(tmp_dir, source="//train:heldout")
   os.rename(tmp_dir, final_dir)
 
 

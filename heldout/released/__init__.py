@@ -14,6 +14,7 @@ from heldout.released.downloader import DownloadSummary
 from heldout.released.downloader import MARKER_FILENAME
 from heldout.released.extract import extract_stream
 from heldout.released.extract import Selection
+from heldout.released.gzip_stream import GzipStreamReader
 from heldout.released.published import align_by_filename
 from heldout.released.published import original_index_from_tfds_ids
 from heldout.released.published import PublishedScores
