@@ -51,6 +51,7 @@ from heldout import atomic
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import layout
+from train import claims as claims_lib
 from train import heldout_training as heldout
 from train import optim
 from train import subsets
@@ -482,7 +483,7 @@ def balanced_groups(run_ids, k):
 
 
 def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
-                          config, k=64, progress=True
+                          config, k=64, progress=True, claim_options=None
                           ) -> List[heldout.RunResult]:
   """Heldout training of `run_ids`, K models at a time, in the released layout.
 
@@ -502,6 +503,9 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     k: models per batched computation (groups are balanced, so the last one
       is not mostly padding, and fixed by `run_ids`: see the comment below).
     progress: tqdm bar over runs.
+    claim_options: arguments of `train.claims.RunClaims`: each pending run
+      is claimed before its group trains, so workers with overlapping
+      ranges share the runs (a run another worker holds is `ELSEWHERE`).
 
   Returns:
     A `RunResult` per run id, in order.
@@ -542,9 +546,25 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     write_fn = lambda prefix: compiled_write(tf.constant(prefix))
     n_train, n_test = len(dataset.train), len(dataset.test)
     started, done = time.time(), 0
+    run_claims = claims_lib.RunClaims(output_dir, subset_ratio,
+                                      **(claim_options or {}))
     try:
       for group in groups:
         group_started = time.time()
+        # This worker publishes the pending runs of the group it claims; the
+        # group is trained whole (fixed groups: bitwise results).
+        mine = {r for r in group if r in pending_set and
+                not heldout.is_complete_run(
+                    layout.run_dir(output_dir, subset_ratio, r)) and
+                run_claims.try_claim(r)}
+        for r in pending_set.intersection(group) - mine:
+          results[r] = heldout.RunResult(
+              r, heldout.ELSEWHERE,
+              layout.run_dir(output_dir, subset_ratio, r))
+        if not mine:
+          if bar is not None:
+            bar.update(len(pending_set.intersection(group)))
+          continue
         # Pad a short group with copies of its last run (results discarded).
         padded = group + [group[-1]] * (group_size - len(group))
         seeds = [subsets.run_seed(subset_ratio, r) for r in padded]
@@ -558,8 +578,8 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
         epoch_var.assign(config.epochs)
         step_var.assign(config.epochs * trainer.steps_per_epoch)
         for i, run_id in enumerate(group):
-          if run_id not in pending_set:
-            continue  # published before: trained again only for its group
+          if run_id not in mine:
+            continue  # published before, or another worker's: not ours
           arrays = heldout.run_aux_arrays(
               n_train, subset_ids[i], dataset.train.index, correct_train[i],
               dataset.test.index, correct_test[i])
@@ -578,6 +598,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
           results[run_id] = heldout.RunResult(
               run_id, "trained", final,
               (time.time() - group_started) / len(group), accuracy)
+          run_claims.release(run_id)
         published = len(pending_set.intersection(group))
         done += published
         elapsed = time.time() - started
@@ -591,6 +612,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     finally:
       if bar is not None:
         bar.close()
+      run_claims.release_all()
   out = []
   for run_id in run_ids:
     out.append(results.get(run_id) or heldout.RunResult(

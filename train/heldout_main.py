@@ -31,6 +31,7 @@ import tensorflow as tf
 from heldout import cli
 from heldout.data import registry as data_registry
 from train import batched
+from train import claims
 from train import configs
 from train import heldout_training as heldout
 from train import loop
@@ -64,6 +65,14 @@ _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _BATCHED_K = flags.DEFINE_integer(
     "batched_k", 0, "If > 0, train K models at once in one batched "
     "computation (mlp and small_cnn only; train/batched.py).")
+_STATUS = flags.DEFINE_bool(
+    "status", False, "Print, per ratio of --output_dir, the runs done, "
+    "claimed (by whom, since when), stale and missing (of --runs), and exit.")
+_CLAIM_STALE_AFTER = flags.DEFINE_float(
+    "claim_stale_after", claims.DEFAULT_STALE_AFTER_S,
+    "Seconds after which a run claim not refreshed is taken over (its worker "
+    "was killed or preempted); live workers refresh theirs every "
+    "min(30 s, a quarter of it).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
@@ -73,6 +82,15 @@ def main(argv):
   tf.get_logger().setLevel("WARNING")
   cli.check_no_arguments(argv)
   cli.require_flags(output_dir=_OUTPUT_DIR.value)
+  if _STATUS.value:
+    print(claims.status_text(claims.experiment_status(
+        cli.resolve_path(_OUTPUT_DIR.value),
+        subsets.parse_runs(_RUNS.value) if _RUNS.present else None,
+        stale_after_s=_CLAIM_STALE_AFTER.value)))
+    return
+  claim_options = {"stale_after_s": _CLAIM_STALE_AFTER.value,
+                   "refresh_every_s": min(claims.DEFAULT_REFRESH_EVERY_S,
+                                          _CLAIM_STALE_AFTER.value / 4)}
   config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
                                   _EPOCHS.value)
   worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
@@ -107,11 +125,13 @@ def main(argv):
   if _BATCHED_K.value:
     results = batched.train_heldout_batched(
         dataset, config.arch, _SUBSET_RATIO.value, run_ids, output_dir,
-        config, k=_BATCHED_K.value, progress=_PROGRESS.value)
+        config, k=_BATCHED_K.value, progress=_PROGRESS.value,
+        claim_options=claim_options)
   else:
     results = heldout.train_heldout(dataset, config, _SUBSET_RATIO.value,
                                     run_ids, output_dir, strategy=strategy,
-                                    progress=_PROGRESS.value)
+                                    progress=_PROGRESS.value,
+                                    claim_options=claim_options)
   counts = {}
   for r in results:
     counts[r.status] = counts.get(r.status, 0) + 1

@@ -51,6 +51,7 @@ from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
+from train import claims as claims_lib
 from train import loop
 from train import multi_worker
 from train import subsets
@@ -59,9 +60,13 @@ ARGS_FILENAME = "heldout_training.json"
 PROGRESS_DIRNAME = "progress"
 
 
+# A run another worker holds (or published while this job ran).
+ELSEWHERE = "other worker"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-  """What one run did: `status` is "trained", "resumed" or "skipped"."""
+  """What one run did: "trained", "resumed", "skipped" or `ELSEWHERE`."""
   run_id: int
   status: str
   path: str
@@ -190,7 +195,16 @@ def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
                            num_test=num_test, **arrays)
   shutil.rmtree(os.path.join(tmp_dir, PROGRESS_DIRNAME), ignore_errors=True)
   manifest.record_run(tmp_dir, source="//train:heldout")
-  os.rename(tmp_dir, final_dir)
+  try:
+    os.rename(tmp_dir, final_dir)
+  except OSError:
+    if not is_complete_run(final_dir):
+      raise
+    # Another worker published this run meanwhile (it took over a claim it
+    # thought stale): same run id, same result; keep theirs.
+    logging.warning("%s: published by another worker meanwhile; ours "
+                    "discarded", final_dir)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def pending_runs(output_dir, subset_ratio, run_ids) -> List[int]:
@@ -286,7 +300,8 @@ def _progress_bar(total, desc, enabled):
 def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
                   output_dir, *, strategy=None, progress: bool = True,
                   callbacks: Sequence[loop.Callback] = (),
-                  model_fn: Optional[Callable] = None) -> List[RunResult]:
+                  model_fn: Optional[Callable] = None,
+                  claim_options: Optional[dict] = None) -> List[RunResult]:
   """Trains the runs `run_ids` at `subset_ratio`, one model at a time.
 
   Args:
@@ -301,9 +316,14 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
     progress: show a tqdm bar (runs done, ETA); absl logging either way.
     callbacks: `loop.Callback`s passed to every run's training.
     model_fn: builds the model (from `config.arch` if None).
+    claim_options: arguments of `train.claims.RunClaims` (e.g.
+      `stale_after_s`). Each run is claimed before it is trained, so workers
+      with overlapping ranges share the runs (`train/claims.py`).
 
   Returns:
-    A `RunResult` per run id, in order (skipped ones included).
+    A `RunResult` per run id, in order: "trained", "resumed", "skipped"
+    (complete when the job started) or `ELSEWHERE` (claimed by, or published
+    by, another worker).
 
   Raises:
     ArgumentsMismatchError: if `output_dir` holds runs of other arguments.
@@ -327,6 +347,10 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
   logging.info("heldout training %s/%s ratio %s: %d runs asked, %d to train",
                dataset.name, config.arch, layout.ratio_dirname(subset_ratio),
                len(run_ids), len(pending))
+  chief = multi_worker.is_chief(strategy)
+  run_claims = (claims_lib.RunClaims(output_dir, subset_ratio,
+                                     **(claim_options or {}))
+                if chief else None)
   trainer = None
   if pending:
     if model_fn is None:
@@ -340,13 +364,27 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
   started = time.time()
   try:
     for run_id in run_ids:
+      final = layout.run_dir(output_dir, subset_ratio, run_id)
       if run_id not in pending:
-        results.append(RunResult(run_id, "skipped",
-                                 layout.run_dir(output_dir, subset_ratio,
-                                                run_id)))
+        results.append(RunResult(run_id, "skipped", final))
+        continue
+      # Claimed by this worker, or left to the one training it (or that
+      # published it since this job started).
+      ours = chief and (not is_complete_run(final) and
+                        run_claims.try_claim(run_id))
+      if multi_worker.is_multi_worker(strategy):
+        ours, = multi_worker.broadcast_from_chief(
+            strategy, [np.array([int(bool(ours))], np.int32)])
+        ours = bool(ours[0])
+      if not ours:
+        results.append(RunResult(run_id, ELSEWHERE, final))
+        if bar is not None:
+          bar.update(1)
         continue
       result = train_run(trainer, dataset, subset_ratio, run_id, output_dir,
                          callbacks=callbacks)
+      if run_claims is not None:
+        run_claims.release(run_id)
       results.append(result)
       done += 1
       elapsed = time.time() - started
@@ -362,4 +400,6 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
   finally:
     if bar is not None:
       bar.close()
+    if run_claims is not None:
+      run_claims.release_all()
   return results
