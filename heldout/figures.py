@@ -25,11 +25,18 @@ from heldout import atomic
 from heldout.estimators import influence_estimator
 
 
-def _save(fig, path):
+def png_bytes(fig, **savefig_kwargs) -> bytes:
+  """The figure as PNG bytes; closes it."""
   buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  atomic.write_bytes(path, buf.getvalue())
+  try:
+    fig.savefig(buf, format="png", **savefig_kwargs)
+  finally:
+    plt.close(fig)
+  return buf.getvalue()
+
+
+def _save(fig, path):
+  atomic.write_bytes(path, png_bytes(fig, dpi=110, bbox_inches="tight"))
   return path
 
 

@@ -53,14 +53,7 @@ _SUBSET_RATIO = flags.DEFINE_float("subset_ratio", 0.7,
 _RUNS = flags.DEFINE_string("runs", "0:1", "Run ids: a:b (a <= id < b), "
                             "single ids, comma separated.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Experiment folder.")
-_NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", None,
-    "Machines sharing the job (default: from the scheduler, train/workers.py: "
-    "a Kubernetes Indexed Job or a Slurm array; else 1).")
-_WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", None, "This machine's index in [0, num_workers): it "
-    "takes item r if r % num_workers == worker_index (default: from the "
-    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
+_NUM_WORKERS, _WORKER_INDEX = workers.define_flags("runs")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _BATCHED_K = flags.DEFINE_integer(
     "batched_k", 0, "If > 0, train K models at once in one batched "

@@ -222,28 +222,44 @@ class Trainer:
 
   # -- training -------------------------------------------------------------
 
-  def _replica_step(self, batch, lr):
-    ctx = tf.distribute.get_replica_context()
-    labels = batch["label"]
-    global_n = ctx.all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], tf.float32))
+  def _global_batch_size(self, batch):
+    """The global batch's size (all replicas), as a float32 scalar."""
+    return tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM,
+        tf.cast(tf.shape(batch["label"])[0], tf.float32))
+
+  def _gradients(self, batch, global_n):
+    """(per-example loss [b], logits [b, C], grads) at the current weights."""
     with tf.GradientTape() as tape:
       logits = self.model(batch["image"], is_training=True)
       per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=logits)
+          labels=batch["label"], logits=logits)
       loss = tf.reduce_sum(per_example) / global_n
-    grads = tape.gradient(loss, self._params)
+    return per_example, logits, tape.gradient(loss, self._params)
+
+  def _apply_summed(self, grads, lr):
+    """Sums `grads` across replicas and applies the config's update."""
     present = [i for i, g in enumerate(grads) if g is not None]
-    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
-                             [grads[i] for i in present])
-    grads = list(grads)
+    reduced = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+    grads = [None] * len(self._params)
     for i, g in zip(present, reduced):
       grads[i] = g
     optim.apply_updates(self._params, self._accumulators, grads, lr,
                         self.config, self._decay_mask)
+
+  @staticmethod
+  def _step_outputs(batch, per_example, logits):
+    labels = batch["label"]
     correct = tf.cast(tf.equal(
         tf.argmax(logits, axis=-1, output_type=labels.dtype), labels), tf.int32)
     return {"index": batch["index"], "loss": per_example, "correct": correct}
+
+  def _replica_step(self, batch, lr):
+    per_example, logits, grads = self._gradients(
+        batch, self._global_batch_size(batch))
+    self._apply_summed(grads, lr)
+    return self._step_outputs(batch, per_example, logits)
 
   def _pipeline(self, split, n, start_epoch, epochs):
     """Per-replica batches of epochs [start_epoch, epochs), built once.

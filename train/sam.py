@@ -36,7 +36,6 @@ SAM step on the same global batch (for models without batch norm, exactly).
 import tensorflow as tf
 
 from train import loop
-from train import optim
 
 DEFAULT_RHO = 0.05
 # Added to ||g|| as the PyTorch SAM does, so a zero gradient gives e = 0.
@@ -79,21 +78,9 @@ class SAMTrainer(loop.Trainer):
           tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
           for v in self._statistics]
 
-  def _gradients(self, batch, global_n):
-    """(per-example loss [b], logits [b, C], grads) at the current weights."""
-    labels = batch["label"]
-    with tf.GradientTape() as tape:
-      logits = self.model(batch["image"], is_training=True)
-      per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=logits)
-      loss = tf.reduce_sum(per_example) / global_n
-    return per_example, logits, tape.gradient(loss, self._params)
-
   def _replica_step(self, batch, lr):
     ctx = tf.distribute.get_replica_context()
-    labels = batch["label"]
-    global_n = ctx.all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], tf.float32))
+    global_n = self._global_batch_size(batch)
 
     # First pass at w: the gradient that defines e; updates batch norm.
     per_example, logits, grads = self._gradients(batch, global_n)
@@ -115,17 +102,8 @@ class SAMTrainer(loop.Trainer):
       self._params[i].assign(self._saved[i])
     for s, v in zip(self._saved_statistics, self._statistics):
       v.assign(s)
-    present = [i for i, g in enumerate(grads) if g is not None]
-    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
-                             [grads[i] for i in present])
-    grads = [None] * len(self._params)
-    for i, g in zip(present, reduced):
-      grads[i] = g
-    optim.apply_updates(self._params, self._accumulators, grads, lr,
-                        self.config, self._decay_mask)
-    correct = tf.cast(tf.equal(
-        tf.argmax(logits, axis=-1, output_type=labels.dtype), labels), tf.int32)
-    return {"index": batch["index"], "loss": per_example, "correct": correct}
+    self._apply_summed(grads, lr)
+    return self._step_outputs(batch, per_example, logits)
 
 
 def make_trainer(optimizer: str, model_fn, image_shape, config, strategy=None,

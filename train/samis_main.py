@@ -64,14 +64,7 @@ _RHO = flags.DEFINE_float("rho", sam.DEFAULT_RHO, "SAM's radius.")
 _PREMATURE = flags.DEFINE_bool(
     "premature", False, "The premature variant: whole training set, "
     "constant learning rate, 20 epochs unless --epochs.")
-_NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", None,
-    "Machines sharing the job (default: from the scheduler, train/workers.py: "
-    "a Kubernetes Indexed Job or a Slurm array; else 1).")
-_WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", None, "This machine's index in [0, num_workers): it "
-    "takes item r if r % num_workers == worker_index (default: from the "
-    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
+_NUM_WORKERS, _WORKER_INDEX = workers.define_flags("pairs")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "The outputs' stem: S.npz gives S_l.npz, S_p.npz and the "
     "runs in S.runs/.")

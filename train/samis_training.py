@@ -224,22 +224,13 @@ def _pair_scores_path(work_dir, run):
 
 
 def _check_work_dir(work_dir, args: SamisArgs, overwrite: bool):
-  path = os.path.join(work_dir, "args.json")
-  wanted = args.per_run_dict()
-  if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
-    if previous != wanted:
-      if not overwrite:
-        raise errors.ArgumentsMismatchError(
-            "{}: holds runs made with other arguments ({}); choose another "
-            "output or overwrite (--overwrite)".format(
-                work_dir,
-                pipeline.describe_changed_arguments(previous, wanted)))
-      for name in OPTIMIZERS + ("pairs", "scores"):
-        shutil.rmtree(os.path.join(work_dir, name), ignore_errors=True)
-  os.makedirs(work_dir, exist_ok=True)
-  atomic.write_json(path, wanted)
+
+  def clear():
+    for name in OPTIMIZERS + ("pairs", "scores"):
+      shutil.rmtree(os.path.join(work_dir, name), ignore_errors=True)
+
+  pipeline.check_folder_arguments(work_dir, args.per_run_dict(), overwrite,
+                                  clear, "runs")
 
 
 # -- training -------------------------------------------------------------

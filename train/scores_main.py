@@ -60,14 +60,7 @@ _ARCH = flags.DEFINE_string(
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
                              "comma-separated ids and ranges.")
-_NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", None,
-    "Machines sharing the job (default: from the scheduler, train/workers.py: "
-    "a Kubernetes Indexed Job or a Slurm array; else 1).")
-_WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", None, "This machine's index in [0, num_workers): it "
-    "takes item r if r % num_workers == worker_index (default: from the "
-    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
+_NUM_WORKERS, _WORKER_INDEX = workers.define_flags("seeds")
 _SCORE_EPOCHS = flags.DEFINE_string(
     "score_epochs", None, "el2n/grand: epochs to score at, e.g. 0,20 (0: at "
     "initialisation).")

@@ -46,7 +46,6 @@ import tensorflow as tf
 import tqdm
 
 from heldout import atomic
-from heldout import errors
 from heldout import npz_io
 from heldout.estimators import pipeline
 from heldout.readers import layout
@@ -146,24 +145,16 @@ def work_dir_for(output) -> str:
 
 def _check_work_dir(work_dir, args, overwrite):
   """Keeps finished seeds of the same per-seed arguments; else refuses or clears."""
-  path = os.path.join(work_dir, "args.json")
-  wanted = args.per_seed_dict()
-  if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
-    if previous != wanted:
-      if not overwrite:
-        raise errors.ArgumentsMismatchError(
-            "{}: holds seeds run with other arguments ({}); choose another "
-            "output or overwrite (--overwrite)".format(
-                work_dir, pipeline.describe_changed_arguments(previous,
-                                                              wanted)))
-      for name in os.listdir(work_dir):
-        if name.startswith("seed_") and name.endswith(".npz"):
-          os.remove(os.path.join(work_dir, name))
-        elif name.startswith("epoch_"):
-          shutil.rmtree(os.path.join(work_dir, name))
-  atomic.write_json(path, wanted)
+
+  def clear():
+    for name in os.listdir(work_dir):
+      if name.startswith("seed_") and name.endswith(".npz"):
+        os.remove(os.path.join(work_dir, name))
+      elif name.startswith("epoch_"):
+        shutil.rmtree(os.path.join(work_dir, name))
+
+  pipeline.check_folder_arguments(work_dir, args.per_seed_dict(), overwrite,
+                                  clear, "seeds")
 
 
 def _seed_path(work_dir, seed):

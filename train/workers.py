@@ -93,3 +93,27 @@ def resolve_worker(num_workers: Optional[int] = None,
     raise ValueError("worker index {} is not in [0, {}) ({})".format(
         worker.index, worker.count, worker.source))
   return worker
+
+
+def define_flags(what: str = "items"):
+  """Defines a binary's `--num_workers` and `--worker_index` flags.
+
+  Args:
+    what: what the job's items are, for the help ("runs", "seeds").
+
+  Returns:
+    (num_workers, worker_index) `FlagHolder`s, None when not given: pass
+    their values to `resolve_worker`.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  num_workers = flags.DEFINE_integer(
+      "num_workers", None,
+      "Machines sharing the {} (default: from the scheduler, "
+      "train/workers.py: a Kubernetes Indexed Job or a Slurm array; else "
+      "1).".format(what))
+  worker_index = flags.DEFINE_integer(
+      "worker_index", None,
+      "This machine's index in [0, num_workers): it takes item r of the {} "
+      "if r % num_workers == worker_index (default: from the scheduler: "
+      "JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).".format(what))
+  return num_workers, worker_index

@@ -370,6 +370,36 @@ def check_stored_arguments(npz_path, wanted, overwrite=False, ignore=(),
             npz_path, describe_changed_arguments(previous, wanted)))
 
 
+def check_folder_arguments(folder, wanted, overwrite, clear, holds):
+  """Keeps a work folder's results made with `wanted`; else refuses or clears.
+
+  Args:
+    folder: the work folder; its arguments are `<folder>/args.json`.
+    wanted: the JSON-able arguments its results must have been made with.
+    overwrite: with other stored arguments, call `clear()` (which removes
+      the results) instead of refusing.
+    clear: removes the folder's results.
+    holds: what the folder holds, for the message ("seeds", "runs").
+
+  Raises:
+    ArgumentsMismatchError: naming the changed arguments, when the folder
+      holds results of other arguments and `overwrite` is False.
+  """
+  path = os.path.join(folder, "args.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    if previous != wanted:
+      if not overwrite:
+        raise errors.ArgumentsMismatchError(
+            "{}: holds {} made with other arguments ({}); choose another "
+            "output or overwrite (--overwrite)".format(
+                folder, holds, describe_changed_arguments(previous, wanted)))
+      clear()
+  os.makedirs(folder, exist_ok=True)
+  atomic.write_json(path, wanted)
+
+
 def describe_changed_arguments(previous, wanted):
   """"name: <then> then, <now> now" for each argument that differs.
 

@@ -66,8 +66,7 @@ def matrix_csv(names, rho, compared) -> str:
 
 def heatmap_png(names, rho, title=None) -> bytes:
   """PNG bytes of the matrix as a heatmap, values written in the cells."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
+  from heldout import figures  # pylint: disable=g-import-not-at-top
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   m = len(names)
   fig, ax = plt.subplots(figsize=(1.0 + 0.8 * m, 0.8 + 0.7 * m), dpi=110)
@@ -87,8 +86,7 @@ def heatmap_png(names, rho, title=None) -> bytes:
     if title:
       ax.set_title(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-  finally:
+  except BaseException:
     plt.close(fig)
+    raise
+  return figures.png_bytes(fig)

@@ -139,8 +139,7 @@ def curve_csv(curves) -> str:
 
 def curve_png(curves, title=None) -> bytes:
   """PNG bytes: test accuracy against the fraction kept, SE error bars."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
+  from heldout import figures  # pylint: disable=g-import-not-at-top
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
   try:
@@ -158,11 +157,10 @@ def curve_png(curves, title=None) -> bytes:
     if title:
       ax.set_title(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-  finally:
+  except BaseException:
     plt.close(fig)
+    raise
+  return figures.png_bytes(fig)
 
 
 def batched_subset_trainer(dataset, config, k_max: int = 64
