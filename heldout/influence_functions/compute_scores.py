@@ -143,7 +143,7 @@ def compute_pairwise_scores(model,
                        for q, x, d in zip(queries, a, s[0])])
     return layers, tf.reduce_sum(layers, axis=0)
 
-  step = tf.function(step, reduce_retracing=True)
+  step = passes.compile_step(step)
   query_index = np.asarray(query_index, np.int64)
   num_queries = len(query_index)
   values = layers = best_keys = best_ids = best_values = None
@@ -235,7 +235,7 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
     layers = tf.stack(out)
     return layers, tf.reduce_sum(layers, axis=0)
 
-  step = tf.function(step, reduce_retracing=True)
+  step = passes.compile_step(step)
   layers = np.zeros((len(tracked), len(examples)), dtype)
   values = np.zeros(len(examples), dtype)
   for start, images, labels, _ in passes.batches(model, examples, batch_size,

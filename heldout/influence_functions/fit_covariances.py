@@ -56,7 +56,7 @@ def fit_covariances(model, tracked: Sequence[tracked_modules.TrackedModule],
             [tf.einsum("bli,blj->ij", x, x) for x in s[0]],
             [tf.shape(x, tf.int64)[0] * tf.shape(x, tf.int64)[1] for x in a])
 
-  step = tf.function(step, reduce_retracing=True)
+  step = passes.compile_step(step)
   a_sum = s_sum = rows = None
   for _, images, labels, noise in passes.batches(
       model, examples, batch_size, progress, "covariances", factor_args.fisher,

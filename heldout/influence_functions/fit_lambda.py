@@ -90,7 +90,7 @@ def fit_lambda(model, tracked: Sequence[tracked_modules.TrackedModule],
           tf.square(tracked_modules.per_example_gradients(x, d)), axis=0))
     return out
 
-  step = tf.function(step, reduce_retracing=True)
+  step = passes.compile_step(step)
   total = None
   for _, images, labels, noise in passes.batches(
       model, examples, batch_size, progress, "lambda ({})".format(strategy),

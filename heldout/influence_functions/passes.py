@@ -56,3 +56,36 @@ def num_classes_of(model, examples: examples_lib.Examples) -> int:
 
 def as_numpy(tensors):
   return [np.asarray(t) for t in tensors]
+
+
+def compile_step(fn):
+  """`fn(*tensors_or_None)` compiled once per pattern of None arguments.
+
+  The batch dimension of every tensor argument is left unknown, so batches
+  of any size (the last one is smaller) share one trace; autograph is off
+  (the steps have no data-dependent Python control flow), which makes
+  tracing a model several times faster.
+
+  Args:
+    fn: a step taking tensors [batch, ...] (or None) and returning tensors.
+
+  Returns:
+    The compiled callable.
+  """
+  compiled = {}
+
+  def call(*args):
+    key = tuple(a is None for a in args)
+    if key not in compiled:
+      specs = [tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype)
+               for a in args if a is not None]
+
+      def inner(*tensors, key=key):
+        given = iter(tensors)
+        return fn(*[None if absent else next(given) for absent in key])
+
+      compiled[key] = tf.function(inner, input_signature=specs,
+                                  autograph=False)
+    return compiled[key](*[a for a in args if a is not None])
+
+  return call

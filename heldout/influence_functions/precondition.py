@@ -140,7 +140,7 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
         i, tracked_modules.per_example_gradients(x, d))
             for i, (x, d) in enumerate(zip(a, s[0]))]
 
-  step = tf.function(step, reduce_retracing=True)
+  step = passes.compile_step(step)
   blocks: List[List[np.ndarray]] = [[] for _ in tracked]
   for _, images, labels, _ in passes.batches(model, queries, batch_size,
                                              progress, "precondition queries"):

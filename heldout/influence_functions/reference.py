@@ -79,16 +79,22 @@ def per_example(model, tracked, images, labels, kind=arguments.CROSS_ENTROPY):
   """
   grads, a_rows, s_rows = [], [], []
   for x, y in zip(images, labels):
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape() as tape:
       logits, io = model.layer_io(tf.constant(x[None]))
       loss = tf.reduce_sum(tracked_modules.losses(logits, tf.constant([y]),
                                                   kind))
-    blocks, a_n, s_n = [], [], []
+    variables = [v for t in tracked for v in t.variables]
+    flat = tape.gradient(loss, variables + [io[t.module][1] for t in tracked])
+    output_grads = flat[len(variables):]
+    variable_grads = []
     for t in tracked:
-      inputs, outputs = io[t.module]
-      blocks.append(tracked_modules.variable_gradient_block(
-          t, tape.gradient(loss, list(t.variables))))
-      d = np.asarray(tape.gradient(loss, outputs), np.float64)[0]
+      variable_grads.append(flat[:len(t.variables)])
+      flat = flat[len(t.variables):]
+    blocks, a_n, s_n = [], [], []
+    for t, layer_grads, d in zip(tracked, variable_grads, output_grads):
+      inputs = io[t.module][0]
+      blocks.append(tracked_modules.variable_gradient_block(t, layer_grads))
+      d = np.asarray(d, np.float64)[0]
       s_n.append(d.reshape(-1, d.shape[-1]))
       inputs = np.asarray(inputs, np.float64)[0]
       rows = (im2col(inputs, t.module) if t.kind == layer_calls.CONV
@@ -96,7 +102,6 @@ def per_example(model, tracked, images, labels, kind=arguments.CROSS_ENTROPY):
       if t.with_bias:
         rows = np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
       a_n.append(rows)
-    del tape
     grads.append(blocks)
     a_rows.append(a_n)
     s_rows.append(s_n)
