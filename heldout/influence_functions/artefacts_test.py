@@ -111,5 +111,17 @@ class ArtefactsTest(absltest.TestCase):
                      ["covariances.npz", "eigendecomposition.npz"])
 
 
+  def test_non_finite_factors_are_refused(self):
+    def broken(*args, **kwargs):
+      out = real(*args, **kwargs)
+      out["lambda_0"] = out["lambda_0"] * np.nan
+      return out
+    real = fit_lambda.fit_lambda
+    with absltest.mock.patch.object(fit_lambda, "fit_lambda", broken):
+      with self.assertRaisesRegex(ValueError, r"ekfac eigenvalues of tiny "
+                                  r"hold non-finite values \(lambda_0\)"):
+        self._functions(None).fit_factors(self.train)
+
+
 if __name__ == "__main__":
   absltest.main()

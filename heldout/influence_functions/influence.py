@@ -23,6 +23,7 @@ import os
 from typing import Optional
 
 from absl import logging
+import numpy as np
 
 from heldout.influence_functions import arguments
 from heldout.influence_functions import artefacts
@@ -133,11 +134,23 @@ class InfluenceFunctions:
           lambda: lambda_lib.fit_lambda(self.model, self.tracked, train, fa,
                                         eigen, self.batch_size, self.progress),
           self.overwrite, "{} eigenvalues".format(fa.strategy))
+    for what, arrays in (("eigendecomposition", eigen),
+                         ("{} eigenvalues".format(fa.strategy), lambdas)):
+      bad = [k for k, v in (arrays or {}).items()
+             if np.asarray(v).dtype.kind == "f" and
+             not np.isfinite(v).all()]
+      if bad:
+        raise ValueError(
+            "the {} of {} hold non-finite values ({}); expected finite "
+            "layer inputs and gradients: is a batch norm's moving variance "
+            "0 (a model built on zeros, never trained)?".format(
+                what, self.model_id or "the model", ", ".join(bad[:3])))
     self.preconditioner = precondition_lib.Preconditioner(
         fa.strategy, num_layers, fa.dtype, eigen=eigen, lambdas=lambdas,
         damping=self.score_args.damping)
-    logging.info("%s preconditioner, dampings %s", fa.strategy,
-                 self.preconditioner.dampings)
+    logging.info("%s preconditioner, dampings in [%g, %g]", fa.strategy,
+                 self.preconditioner.dampings.min(),
+                 self.preconditioner.dampings.max())
     return self.preconditioner
 
   def _check_fitted(self):
