@@ -1,10 +1,10 @@
 r"""Influence functions of a trained run (Kronfluence 1.0.1's conventions).
 
-    bazel run //heldout/influence_functions -- --model_dir=RUN \
+    bazel run //heldout:influence_functions -- --model_dir=RUN \
         --dataset=digits --strategy=ekfac --damping=heuristic --fisher=true \
         --measurement=ce --queries=test[:100] --train=train \
         --output=pairwise.npz [--top_k=10]
-    bazel run //heldout/influence_functions -- --model_dir=RUN \
+    bazel run //heldout:influence_functions -- --model_dir=RUN \
         --dataset=npz:/data/cifar10.npz --self --output=self_influence.npz
 
 RUN is a run folder in the released layout (`checkpoints/ckpt-<epoch>.index`;
