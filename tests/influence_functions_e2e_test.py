@@ -132,9 +132,9 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     rng = np.random.default_rng(0)
     npz_format.write_npz_dataset(
         os.path.join(self.root, "cifar_like.npz"),
-        {"train": {"image": rng.integers(0, 256, (12, 32, 32, 3),
+        {"train": {"image": rng.integers(0, 256, (8, 32, 32, 3),
                                          dtype=np.uint8),
-                   "label": rng.integers(0, 10, 12)},
+                   "label": rng.integers(0, 10, 8)},
          "test": {"image": rng.integers(0, 256, (3, 32, 32, 3),
                                         dtype=np.uint8),
                   "label": rng.integers(0, 10, 3)}},
@@ -148,7 +148,7 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     self.assertIn("20 tracked layers", result.stdout)
     scores = score_file.read_scores(os.path.join(self.root, "self.npz"))
     self.assertEqual(scores.method, "self_influence_diagonal")
-    np.testing.assert_array_equal(scores.index, np.arange(12))
+    np.testing.assert_array_equal(scores.index, np.arange(8))
     self.assertTrue((scores.values > 0).all())
     self.assertLen(scores.extras, 20)
     self.assertIn("module._pred", scores.extras)

@@ -2,7 +2,6 @@
 
 from typing import Iterator, Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 import tqdm
 
@@ -52,10 +51,6 @@ def num_classes_of(model, examples: examples_lib.Examples) -> int:
   dtype = tracked_modules.model_dtype(model)
   logits = model(tf.constant(examples.images[:1], dtype), is_training=False)
   return int(logits.shape[-1])
-
-
-def as_numpy(tensors):
-  return [np.asarray(t) for t in tensors]
 
 
 def compile_step(fn):
