@@ -141,20 +141,22 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
             for i, (x, d) in enumerate(zip(a, s[0]))]
 
   step = passes.compile_step(step)
-  blocks: List[List[np.ndarray]] = [[] for _ in tracked]
+  # Compressed batch by batch: memory queries x r x (d_out + d_in) for the
+  # compressed blocks, not queries x parameters.
+  parts: List[dict] = []
   for _, images, labels, _ in passes.batches(model, queries, batch_size,
                                              progress, "precondition queries"):
+    batch = {}
     for i, g in enumerate(step(images, labels)):
-      blocks[i].append(g.numpy())
-  out = {}
-  for i, parts in enumerate(blocks):
-    g = np.concatenate(parts)
-    if query_rank is not None and min(g.shape[1:]) > query_rank:
-      u, sigma, vt = np.linalg.svd(g, full_matrices=False)
-      out[query_left_key(i)] = (u[:, :, :query_rank] *
-                                sigma[:, None, :query_rank]).astype(g.dtype)
-      out[query_right_key(i)] = np.swapaxes(vt[:, :query_rank, :], 1,
-                                            2).astype(g.dtype)
-    else:
-      out[query_key(i)] = g
+      g = g.numpy()
+      if query_rank is not None and min(g.shape[1:]) > query_rank:
+        u, sigma, vt = np.linalg.svd(g, full_matrices=False)
+        batch[query_left_key(i)] = (u[:, :, :query_rank] *
+                                    sigma[:, None, :query_rank]).astype(g.dtype)
+        batch[query_right_key(i)] = np.swapaxes(vt[:, :query_rank, :], 1,
+                                                2).astype(g.dtype)
+      else:
+        batch[query_key(i)] = g
+    parts.append(batch)
+  out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
   return out
