@@ -28,6 +28,7 @@ from heldout.influence_functions import examples as examples_lib
 from heldout.influence_functions import passes
 from heldout.influence_functions import precondition as precondition_lib
 from heldout.influence_functions import tracked_modules
+from heldout.models import layer_calls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +62,21 @@ class PairwiseScores:
     return out
 
 
-def _layer_queries(preconditioned, i, dtype):
+def _layer_queries(preconditioned, i, dtype, expand):
+  """(block [Q, d_out, d_in], None) or the factors (left, right) of layer i.
+
+  `expand`: rebuild compressed blocks whole (for convolutions, whose
+  example gradients sum over locations: <U V^T, G> through the factors
+  would cost r times the dense product).
+  """
   if precondition_lib.query_key(i) in preconditioned:
     return (tf.constant(preconditioned[precondition_lib.query_key(i)], dtype),
             None)
-  return (tf.constant(preconditioned[precondition_lib.query_left_key(i)],
-                      dtype),
-          tf.constant(preconditioned[precondition_lib.query_right_key(i)],
-                      dtype))
+  left = preconditioned[precondition_lib.query_left_key(i)]
+  right = preconditioned[precondition_lib.query_right_key(i)]
+  if expand:
+    return tf.constant(np.einsum("qor,qir->qoi", left, right), dtype), None
+  return tf.constant(left, dtype), tf.constant(right, dtype)
 
 
 def _layer_scores(queries, a, s):
@@ -77,11 +85,9 @@ def _layer_scores(queries, a, s):
   if right is None:
     return tf.einsum("qoi,boi->qb", left,
                      tracked_modules.per_example_gradients(a, s))
-  if a.shape[1] == 1:
-    # <U V^T, s a^T> = sum_r (s . U_r)(a . V_r): no gradient block formed.
-    return tf.einsum("qor,bo,qir,bi->qb", left, s[:, 0], right, a[:, 0])
-  g = tracked_modules.per_example_gradients(a, s)
-  return tf.einsum("qbri,qir->qb", tf.einsum("qor,boi->qbri", left, g), right)
+  # A linear layer (one location): <U V^T, s a^T> = sum_r (s . U_r)(a . V_r),
+  # no gradient block formed.
+  return tf.einsum("qor,bo,qir,bi->qb", left, s[:, 0], right, a[:, 0])
 
 
 def _merge_topk(best_keys, best_ids, keys, ids, k):
@@ -133,8 +139,9 @@ def compute_pairwise_scores(model,
     raise ValueError("per-module scores are dense; ask for them without "
                      "`top_k`")
   tf_dtype = passes.tf_dtype(dtype)
-  queries = [_layer_queries(preconditioned, i, tf_dtype)
-             for i in range(len(tracked))]
+  queries = [_layer_queries(preconditioned, i, tf_dtype,
+                            expand=t.kind != layer_calls.LINEAR)
+             for i, t in enumerate(tracked)]
 
   def step(images, labels):
     a, s, _ = tracked_modules.layer_rows(model, tracked, images, labels,
