@@ -181,3 +181,78 @@ def write_files(contents):
     for tmp in staged.values():
       _remove_quietly(tmp)
     raise
+
+
+# How TensorFlow's file system layer words the errors of `_WRITE_ERRNOS` in
+# an OpError (e.g. a checkpoint's SaveV2 on a full disk).
+_WRITE_ERROR_TEXTS = (("No space left on device", errno.ENOSPC),
+                      ("Disk quota exceeded", errno.EDQUOT),
+                      ("Read-only file system", errno.EROFS),
+                      ("File too large", errno.EFBIG),
+                      ("Permission denied", errno.EACCES))
+
+
+def refused_write_errno(exc: BaseException):
+  """The errno of a write the file system refused (full, read-only, ...).
+
+  Returns:
+    An errno of `_WRITE_ERRNOS` for an OSError carrying one, or a TensorFlow
+    OpError whose message names one; else None.
+  """
+  if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+    return exc.errno
+  tf = __import__("sys").modules.get("tensorflow")
+  op_error = getattr(getattr(tf, "errors", None), "OpError", None)
+  if isinstance(op_error, type) and isinstance(exc, op_error):
+    message = str(getattr(exc, "message", exc))
+    for text, code in _WRITE_ERROR_TEXTS:
+      if text.lower() in message.lower():
+        return code
+  return None
+
+
+def _free_space(folder) -> str:
+  while folder and not os.path.exists(folder):
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      break
+    folder = parent
+  try:
+    free = os.statvfs(folder or ".")
+  except OSError:
+    return ""
+  return "; {:.1f} MB free there".format(free.f_bavail * free.f_frsize / 1e6)
+
+
+@contextlib.contextmanager
+def named_write_errors(folder, what):
+  """A refused write inside the block becomes one OSError naming `folder`.
+
+  For work that writes through TensorFlow too (checkpoints), whose errors
+  would otherwise be a `Graph execution error` with a stack: "<folder>:
+  cannot write <what> (No space left on device; 0.0 MB free there);
+  finished results there are kept: make room or fix the permissions and run
+  the same command again".
+
+  Args:
+    folder: the folder being written.
+    what: what was being written, e.g. "run 12".
+
+  Yields:
+    Nothing.
+
+  Raises:
+    OSError: with the errno of the refused write, for such a failure; other
+      exceptions pass unchanged.
+  """
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    code = refused_write_errno(e)
+    if code is None:
+      raise
+    raise OSError(code, "{}: cannot write {} ({}{}); finished results there "
+                  "are kept: make room or fix the permissions and run the "
+                  "same command again".format(folder, what, os.strerror(code),
+                                              _free_space(str(folder)))
+                  ) from None

@@ -1,5 +1,6 @@
 """Tests for heldout.atomic."""
 
+import errno
 import json
 import os
 import resource
@@ -7,6 +8,7 @@ import signal
 
 from absl.testing import absltest
 import numpy as np
+import tensorflow as tf
 
 from heldout import atomic
 
@@ -75,6 +77,31 @@ class AtomicTest(absltest.TestCase):
     atomic.write_json(path, {"b": 1, "a": [1, 2]})
     with open(path) as f:
       self.assertEqual(json.load(f), {"a": [1, 2], "b": 1})
+
+  def test_named_write_errors(self):
+    folder = self.create_tempdir().full_path
+    with self.assertRaises(OSError) as caught:
+      with atomic.named_write_errors(folder, "run 3"):
+        raise OSError(errno.ENOSPC, "disk full")
+    self.assertEqual(caught.exception.errno, errno.ENOSPC)
+    self.assertRegex(str(caught.exception),
+                     folder + r": cannot write run 3 \(No space left on "
+                     r"device; [\d.]+ MB free there\); finished results "
+                     r"there are kept")
+    # TensorFlow words it inside an OpError (a checkpoint's SaveV2).
+    with self.assertRaisesRegex(OSError, r"cannot write run 4 \(Read-only "
+                                r"file system"):
+      with atomic.named_write_errors(os.path.join(folder, "not", "yet"),
+                                     "run 4"):
+        raise tf.errors.UnknownError(None, None, "Graph execution error: "
+                                     "... SaveV2: Read-only file system")
+    # Other errors pass unchanged.
+    with self.assertRaisesRegex(ValueError, "other"):
+      with atomic.named_write_errors(folder, "run 5"):
+        raise ValueError("other")
+    with self.assertRaises(tf.errors.NotFoundError):
+      with atomic.named_write_errors(folder, "run 6"):
+        raise tf.errors.NotFoundError(None, None, "no such file")
 
   def test_bad_mode(self):
     with self.assertRaisesRegex(ValueError, "`mode`"):

@@ -14,9 +14,12 @@ r"""Compares per-example estimates and scores: ours, published, any two.
 their `index` (ids in both are compared; how many only one side has is
 reported), with no question of order. Otherwise `--published` is a C-score file (`<dataset>-cscores-orig-order.npz`,
 or `imagenet-cscores-with-filename.npz` with `--imagenet_index=imagenet_index.npz`),
-`cifar100_infl_matrix.npz`, or a high-influence pairs file; `--kind=auto`
-tells which from its keys and compares `cscore` (else `consistency`) with
-C-scores and `memorization` with memorization. Prints Spearman and Pearson correlations,
+`cifar100_infl_matrix.npz`, a high-influence pairs file, or one of the SAMIS
+authors' pickles (`.pkl`: {original sample index: score}, read only with
+`--allow_pickle`, `heldout.released.samis_scores`); `--kind=auto` tells which
+from its keys (or the `.pkl` name) and compares `cscore` (else `consistency`)
+with C-scores, `memorization` with memorization, and a score file's `values`
+with SAMIS. Prints Spearman and Pearson correlations,
 top-k / bottom-k overlaps, counts (NaN excluded) and the largest
 disagreements, and writes `<prefix>_summary.csv`, `<prefix>_disagreements.csv`
 and `<prefix>_scatter.png`.
@@ -32,7 +35,8 @@ is not TFDS's. Comparing such a file therefore needs one of
   `heldout.released.published.original_index_from_tfds_ids`);
 - `--assume_same_order`: our ids already are original positions (e.g.
   estimates of runs trained on data in the original order).
-Without one, comparing a CIFAR C-score file is refused.
+Without one, comparing a CIFAR C-score file (or a SAMIS pickle, also in the
+original order) is refused.
 """
 
 import os
@@ -45,12 +49,14 @@ from heldout import npz_io
 from heldout.data import tfds_data
 from heldout.released import agreement
 from heldout.released import published
+from heldout.released import samis_scores
 from heldout.scores import score_file
 
 _OURS = flags.DEFINE_string("ours", None, "Our estimates (.npz from //heldout:estimate).")
 _PUBLISHED = flags.DEFINE_string("published", None, "The published file (.npz).")
-_KIND = flags.DEFINE_enum("kind", "auto", ["auto", "cscore", "memorization"],
-                          "What to compare; auto: from the published file's keys.")
+_KIND = flags.DEFINE_enum(
+    "kind", "auto", ["auto", "cscore", "memorization", "samis"],
+    "What to compare; auto: from the published file's keys (samis: a .pkl).")
 _OUTPUT_PREFIX = flags.DEFINE_string(
     "output_prefix", None, "Prefix of the output files (default: --ours without "
     ".npz, plus _vs_<published name>).")
@@ -83,7 +89,10 @@ _NUM_DISAGREEMENTS = flags.DEFINE_integer(
 
 # Our key compared with each published kind, the first present being used:
 # the C-score averaged over ratios, else consistency at one ratio.
-_DEFAULT_KEYS = {"cscore": ("cscore", "consistency"), "memorization": ("memorization",)}
+_DEFAULT_KEYS = {"cscore": ("cscore", "consistency"), "memorization": ("memorization",),
+                 "samis": ("values",)}
+# Published files that are pickles: the SAMIS authors' scores.
+PICKLE_SUFFIXES = (".pkl", ".pickle")
 # --index_map=tfds:<name>: the map is built from TFDS's `id` feature.
 TFDS_PREFIX = "tfds:"
 
@@ -189,7 +198,7 @@ def _index_map(value, data_dir):
 
 def _refuse_original_order(published_path):
   raise ValueError(
-      "{}: the published C-scores are in the original CIFAR order, and our "
+      "{}: the published scores are in the original CIFAR order, and our "
       "example ids are TFDS positions, a different order; pass "
       "--index_map=tfds:cifar10:3.0.2 (or tfds:cifar100:3.0.2, with "
       "--data_dir) to map ours through TFDS's `id` feature, "
@@ -223,10 +232,17 @@ def main(argv):
     imagenet_index = published.read_imagenet_index(
         cli.resolve_path(_IMAGENET_INDEX.value),
         allow_pickle=_ALLOW_PICKLE.value)
-  theirs = published.read_published(published_path, kind=_KIND.value,
-                                    allow_pickle=_ALLOW_PICKLE.value,
-                                    imagenet_index=imagenet_index,
-                                    check_thresholds=_CHECK_THRESHOLDS.value)
+  if published_path.endswith(PICKLE_SUFFIXES) or _KIND.value == "samis":
+    if _KIND.value not in ("auto", "samis"):
+      raise ValueError("--kind={}: {} is a SAMIS pickle; use --kind=samis or "
+                       "auto".format(_KIND.value, published_path))
+    theirs = samis_scores.read_samis_pickle(published_path,
+                                            allow_pickle=_ALLOW_PICKLE.value)
+  else:
+    theirs = published.read_published(published_path, kind=_KIND.value,
+                                      allow_pickle=_ALLOW_PICKLE.value,
+                                      imagenet_index=imagenet_index,
+                                      check_thresholds=_CHECK_THRESHOLDS.value)
   if _OURS_KEY.value:
     keys = (_OURS_KEY.value,)
   elif score_file.is_score_file(ours_path):

@@ -217,6 +217,10 @@ def run_pipeline(output_dir, dataset_name, arch, subset_ratio, runs,
   _section("Done in {:.0f}s; outputs".format(time.time() - started))
   for name, path in outputs.items():
     print("{:>30}: {}".format(name, os.path.abspath(path)))
+  print("\nNext: every method (memorization, forgetting, EL2N, GraNd, SSFT, "
+        "SAMIS, self-influence, cleanlab) on the same data with 10% of its "
+        "labels corrupted: mislabeled detection, pruning, rare subgroups and "
+        "agreement side by side:\n  bazel run //heldout:evaluate")
   return outputs
 
 

@@ -2,7 +2,7 @@ r"""Memorization, influence and consistency estimates of an experiment directory
 
   bazel run //heldout:estimate -- --experiment_dir=EXP --output=EST.npz \
       [--subset_ratio=0.7] [--influence=dense|topk|none] [--top_k=10] \
-      [--memory_budget_mb=256] [--overwrite]
+      [--memory_budget_mb=256] [--overwrite] [--verify]
 
 Reads `EXP/<ratio>/<run>/aux_arrays.npz` (runs without one are skipped and
 listed), and writes atomically
@@ -25,9 +25,11 @@ listed), and writes atomically
 Standard errors are Agresti-Caffo (p = (k + 1) / (n + 2) on each side);
 values without a run on one side are NaN, never 0, with their counts.
 
---subset_ratio is required when the experiment holds several ratios. An
-existing output made with other arguments is kept unless --overwrite. Relative
-paths are taken from the directory `bazel run` was started in.
+--verify first re-reads every file against the runs' manifests (see
+//heldout:verify) and stops on a mismatch. --subset_ratio is required when the
+experiment holds several ratios. An existing output made with other arguments
+is kept unless --overwrite. Relative paths are taken from the directory
+`bazel run` was started in.
 """
 
 # Before the imports below load TensorFlow (see heldout/onednn.py).
@@ -41,6 +43,7 @@ import time
 from absl import flags
 
 from heldout import cli
+from heldout import manifest
 from heldout.estimators import influence_estimator
 from heldout.estimators import pipeline
 
@@ -65,6 +68,9 @@ _MEMORY_BUDGET_MB = flags.DEFINE_float(
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace an output made with other arguments.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+_VERIFY = flags.DEFINE_bool(
+    "verify", False, "First check every file against the runs' manifests, as "
+    "//heldout:verify does, and stop if any is missing, changed or extra.")
 
 
 def main(argv):
@@ -79,6 +85,10 @@ def main(argv):
       memory_budget_bytes=int(_MEMORY_BUDGET_MB.value * 2**20))
   output = cli.resolve_path(_OUTPUT.value)
   pipeline.check_output(output, args, overwrite=_OVERWRITE.value)
+  if _VERIFY.value:
+    report = manifest.check_experiment(args.experiment_dir, progress=_PROGRESS.value)
+    print(report.describe(), flush=True)
+    report.raise_on_mismatch()
   estimates = pipeline.compute_estimates(args, progress=_PROGRESS.value)
   csv_path = pipeline.save_estimates(estimates, output, args)
 

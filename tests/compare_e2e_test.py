@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import os
+import pickle
 import subprocess
 from unittest import mock
 
@@ -301,12 +302,50 @@ class CompareEndToEndTest(absltest.TestCase):
     for fragment in fragments:
       self.assertIn(fragment, lines[0])
 
+  def test_samis_pickle_through_an_index_map(self):
+    # Published SAMIS by original position 0..4; ours (a score file, by TFDS
+    # position t) is the published value of original_index[t] plus a
+    # monotone change: Spearman 1 once mapped.
+    original_index = np.array([3, 0, 4, 1, 2])
+    published_values = np.array([0.7, 0.1, 0.9, 0.3, 0.5])
+    pickled = os.path.join(self.folder, "cifar10_samis_l.pkl")
+    with open(pickled, "wb") as f:
+      pickle.dump({k: float(v) for k, v in enumerate(published_values)}, f)
+    ours = self._score_file("samis_l.npz", range(5),
+                            published_values[original_index] ** 2,
+                            method="samis_l")
+    mapping = os.path.join(self.folder, "map.npz")
+    np.savez(mapping, original_index=original_index)
+    prefix = os.path.join(self.folder, "samis")
+    result = self._run_main(ours=ours, published=pickled, index_map=mapping,
+                            allow_pickle=True, output_prefix=prefix)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    summary = _summary(prefix + "_summary.csv")
+    self.assertAlmostEqual(summary["spearman"], 1.0)
+    self.assertEqual(summary["n_compared"], 5)
+    self.assertIn("(samis)", result.stdout)
+    # Unmapped, the ids do not line up.
+    result = self._run_main(ours=ours, published=pickled, allow_pickle=True,
+                            assume_same_order=True, output_prefix=prefix + "_raw")
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertLess(_summary(prefix + "_raw_summary.csv")["spearman"], 0.5)
+    result = self._run_main(ours=ours, published=pickled, index_map=mapping,
+                            output_prefix=prefix + "_x")
+    self._assert_one_error_line(result, "cifar10_samis_l.pkl: a pickle",
+                                "--allow_pickle")
+    result = self._run_main(ours=ours, published=pickled, allow_pickle=True,
+                            output_prefix=prefix + "_x")
+    self._assert_one_error_line(result, "original CIFAR order")
+    result = self._run_main(ours=ours, published=pickled, allow_pickle=True,
+                            kind="cscore", output_prefix=prefix + "_x")
+    self._assert_one_error_line(result, "--kind=cscore", "a SAMIS pickle")
+
   def test_original_order_needs_a_map(self):
     _, ours, cscores = self._tfds_order_files()
     prefix = os.path.join(self.folder, "refused")
     result = self._run_main(ours=ours, published=cscores, output_prefix=prefix)
     self._assert_one_error_line(
-        result, "c.npz: the published C-scores are in the original CIFAR order",
+        result, "c.npz: the published scores are in the original CIFAR order",
         "--index_map=tfds:cifar10:3.0.2", "--index_map=MAP.npz",
         "--assume_same_order")
     short_map = os.path.join(self.folder, "short_map.npz")

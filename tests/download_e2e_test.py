@@ -22,6 +22,7 @@ from absl.testing import flagsaver
 import numpy as np
 
 from heldout import download
+from heldout import manifest
 
 from heldout.readers import aux_arrays
 from heldout.readers import experiment as experiment_lib
@@ -106,7 +107,8 @@ class DownloadEndToEndTest(absltest.TestCase):
   def _extracted(self, dest=None):
     folder = os.path.join(dest or self.dest, _EXP)
     return [_EXP + "/" + r for r in testing_archive.list_files(folder)
-            if not r.startswith(".download_complete")]
+            if not r.startswith(".download_complete")
+            and os.path.basename(r) != manifest.MANIFEST_FILENAME]
 
   def test_full_download_resumes_and_is_usable(self):
     cut = len(self.archive) // 2
@@ -161,6 +163,69 @@ class DownloadEndToEndTest(absltest.TestCase):
     self.assertEqual(result.returncode, 0, msg=result.stderr)
     self.assertIn("already complete", result.stdout)
     self.assertLen(self.server.requests, n_requests)
+
+  def _verify(self, *flags):
+    return subprocess.run(
+        _binary("verify") + ["--experiment_dir=" + os.path.join(self.dest, _EXP),
+                             "--noprogress"] + list(flags),
+        env=binaries.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, check=False, timeout=300)
+
+  def test_clean_download_verifies_and_damage_is_reported(self):
+    result = self._run_main(dest=self.dest, md5=self.md5)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertIn("gzip CRC32 and size of every member", result.stdout)
+    experiment_dir = os.path.join(self.dest, _EXP)
+    result = self._verify("--every_run")
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    self.assertIn("0.7/3: ok (3 files)", result.stdout)
+    self.assertIn("6 runs, 18 files checked: 6 ok", result.stdout)
+
+    # A flipped byte in a checkpoint and a deleted aux_arrays.npz: both reported.
+    ckpt = os.path.join(experiment_dir, "0.7", "2", "checkpoints", "ckpt-3.index")
+    data = bytearray(_read(ckpt))
+    data[len(data) // 2] ^= 0x40
+    with open(ckpt, "wb") as f:
+      f.write(data)
+    os.remove(os.path.join(experiment_dir, "0.5", "1", "aux_arrays.npz"))
+    result = self._verify()
+    self._assert_error(result, "2 of 6 runs differ from their manifests")
+    self.assertIn("0.7/2: changed: checkpoints/ckpt-3.index (sha256 ", result.stdout)
+    self.assertIn("0.5/1: missing: aux_arrays.npz", result.stdout)
+    self.assertNotIn("0.7/3", result.stdout)  # Only the runs that are not ok.
+    # //heldout:estimate --verify stops before estimating.
+    out = os.path.join(self.work, "est.npz")
+    estimate = subprocess.run(
+        _binary("estimate") + ["--experiment_dir=" + experiment_dir, "--output=" + out,
+                               "--subset_ratio=0.7", "--influence=none", "--noprogress",
+                               "--verify"],
+        env=binaries.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, check=False, timeout=300)
+    self._assert_error(estimate, "2 of 6 runs differ")
+    self.assertFalse(os.path.exists(out))
+    # Downloading again repairs both (the damaged file is compared with the
+    # stream and rewritten).
+    result = self._run_main(dest=self.dest, md5=self.md5)
+    self.assertEqual(result.returncode, 0, msg=result.stderr)
+    self.assertEqual(_read(ckpt), _read(os.path.join(self.src, _EXP, "0.7", "2",
+                                                     "checkpoints", "ckpt-3.index")))
+    self.assertIn("2 files written", result.stdout)
+
+  def test_corrupted_stream_with_md5_skip_is_not_marked_complete(self):
+    middle = len(self.archive) // 2
+    self.server.add_file(_PATH, self.archive[:middle] + bytes(
+        b ^ 0xff for b in self.archive[middle:middle + 64]) + self.archive[middle + 64:])
+    result = self._run_main(dest=self.dest, md5="skip")
+    line = self._assert_error(result, self.base_url + "/" + _EXP + ".tar.gz",
+                              "compressed byte ")
+    self.assertRegex(line, r"CRC32|corrupt deflate data|damaged tar header")
+    self.assertFalse(os.path.exists(os.path.join(self.dest, _EXP, ".download_complete.json")))
+
+  def test_server_hash_mismatch_is_an_error(self):
+    self.server.set_goog_hash(_PATH, md5="0" * 32)
+    result = self._run_main(dest=self.dest, md5="skip")
+    self._assert_error(result, "x-goog-hash says " + "0" * 32, "not marked complete")
+    self.assertFalse(os.path.exists(os.path.join(self.dest, _EXP, ".download_complete.json")))
 
   def test_selective_download_with_relative_dest(self):
     result = self._run_main(env={"BUILD_WORKING_DIRECTORY": self.work},

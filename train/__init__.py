@@ -4,7 +4,9 @@ Modules: `subsets` (what a run trains on, from its id), `optim` (schedules
 and the update rule), `loop` (one model under a tf.distribute strategy),
 `heldout_training` (runs in the released layout, resumable), `batched` (K
 small models at once), `configs` (recipes per dataset), `multi_worker` (one
-model across worker processes, from `TF_CONFIG`).
+model across worker processes, from `TF_CONFIG`), `sam` (sharpness-aware
+minimization as a `Trainer`), `samis_training` (paired SGD/SAM runs and the
+SAMIS memorization proxies).
 """
 
 from train import configs
@@ -14,6 +16,8 @@ from train import multi_worker
 from train import loop
 from train import heldout_training
 from train import batched
+from train import sam
+from train import samis_training
 from train.batched import BatchedTrainer
 from train.batched import train_heldout_batched
 from train.configs import TrainConfig
@@ -23,11 +27,13 @@ from train.loop import Callback
 from train.loop import Trainer
 from train.loop import make_strategy
 from train.multi_worker import MultiWorkerReplicator
+from train.sam import SAMTrainer
 
 __all__ = [
     "BatchedTrainer",
     "Callback",
     "MultiWorkerReplicator",
+    "SAMTrainer",
     "TrainConfig",
     "Trainer",
     "batched",
@@ -38,6 +44,8 @@ __all__ = [
     "make_strategy",
     "multi_worker",
     "optim",
+    "sam",
+    "samis_training",
     "subsets",
     "train_heldout",
     "train_heldout_batched",

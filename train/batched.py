@@ -22,9 +22,14 @@ paths their docstrings list) and saved exactly as a single run: the
 checkpoint `tf.train.Checkpoint(model, epoch, global_step)` and
 `aux_arrays.npz`, in a temporary folder renamed into place
 (`train/heldout_training.py`). Resumable at run granularity: finished runs are
-skipped; the runs of an interrupted group of K are trained again.
-Not supported here: augmentation and per-example callbacks (use the
-single-model loop). It pays off where one model's step is too small to keep
+not published again; the groups are fixed by the run ids asked, so a
+restarted job trains each unfinished run in the same group of K as the
+uninterrupted job would (finished members again too, unpublished), and its
+checkpoints are bitwise those of an uninterrupted job.
+Each epoch also returns every training step's own predictions (before its
+update), for per-example scores (`fit`'s `epoch_end_fn`; `train/scoring.py`
+counts forgetting events from them). Not supported here: augmentation (use
+the single-model loop). It pays off where one model's step is too small to keep
 the machine busy: on the project's 2-core CPU, digits' MLP runs about 5x
 faster than one at a time and digits' SmallCNN about 1.9x (K=16, grouped
 conv2d on an AMX machine; `//benchmarks:training_benchmark`), while MNIST's 784-512-256 MLP is already
@@ -36,12 +41,13 @@ import functools
 import math
 import os
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from heldout import atomic
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import layout
@@ -239,6 +245,19 @@ def train_flops_per_example(arch, module, image_shape) -> float:
   return flops
 
 
+def check_batched_k(k: int, config):
+  """Raises ValueError unless `k` (0: off) suits `config` for batched training."""
+  if k < 0:
+    raise ValueError("`batched_k` must be >= 0, got {}".format(k))
+  if k and config.arch not in SUPPORTED_ARCHS:
+    raise ValueError("`batched_k` needs arch in {}, got {!r}".format(
+        list(SUPPORTED_ARCHS), config.arch))
+  if k and config.augment:
+    raise ValueError("`batched_k`: config {} asks for augmentation, which "
+                     "batched training does not do; drop --batched_k".format(
+                         config.name))
+
+
 class BatchedTrainer:
   """K models of one small architecture trained together."""
 
@@ -361,6 +380,8 @@ class BatchedTrainer:
 
     def train_epoch(order):
       total = tf.constant(0.0)
+      correct = tf.TensorArray(tf.bool, size=steps_per_epoch,
+                               infer_shape=False)
       for s in tf.range(steps_per_epoch):
         pos = order[:, s * batch_size:(s + 1) * batch_size]  # [K, b]
         x = tf.gather(images, pos)
@@ -376,7 +397,11 @@ class BatchedTrainer:
                             self.decay_mask)
         self.global_step.assign_add(1)
         total += loss
-      return total / tf.cast(steps_per_epoch, tf.float32) / self.k
+        # [b, K]: the step's own predictions, before its update.
+        correct = correct.write(s, tf.transpose(tf.equal(
+            tf.argmax(logits, axis=-1, output_type=y.dtype), y)))
+      return (total / tf.cast(steps_per_epoch, tf.float32) / self.k,
+              tf.transpose(correct.concat()))
 
     fn = tf.function(train_epoch, input_signature=[
         tf.TensorSpec([self.k, n], tf.int32)])
@@ -384,7 +409,9 @@ class BatchedTrainer:
     return fn
 
   def fit(self, split, subsets_ids: Sequence[np.ndarray], seeds: Sequence[int],
-          epochs: Optional[int] = None):
+          epochs: Optional[int] = None,
+          epoch_end_fn: Optional[Callable[[int, np.ndarray, np.ndarray],
+                                          None]] = None):
     """Trains the K models from scratch on their subsets.
 
     Args:
@@ -392,6 +419,12 @@ class BatchedTrainer:
       subsets_ids: K arrays of training ids, all of one length.
       seeds: K run seeds (`subsets.run_seed`).
       epochs: the config's if None.
+      epoch_end_fn: called after each epoch as `epoch_end_fn(epoch,
+        positions, correct)`: the 0-based epoch; [K, n] int the positions in
+        `split` of each model's examples in the order it trained on them;
+        [K, n] bool whether that training step predicted each one right
+        (from its logits before the update, as `train.loop.Trainer` hands
+        its callbacks).
 
     Returns:
       [epochs] mean training loss per epoch (over the K models).
@@ -417,7 +450,10 @@ class BatchedTrainer:
       order = np.stack([pos[subsets.epoch_order(seed, epoch, n)]
                         for pos, seed in zip(positions, seeds)]).astype(
                             np.int32)
-      losses.append(float(fn(tf.constant(order))))
+      loss, correct = fn(tf.constant(order))
+      losses.append(float(loss))
+      if epoch_end_fn is not None:
+        epoch_end_fn(epoch, order, correct.numpy())
     self.steps_per_epoch = steps_per_epoch
     return losses
 
@@ -436,7 +472,7 @@ class BatchedTrainer:
     return np.concatenate(out, axis=1)
 
 
-def _balanced_groups(run_ids, k):
+def balanced_groups(run_ids, k):
   """Splits runs into ceil(P / k) groups of nearly equal size <= k."""
   if not run_ids:
     return [], 0
@@ -464,7 +500,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     output_dir: experiment folder (local).
     config: `TrainConfig` (no augmentation).
     k: models per batched computation (groups are balanced, so the last one
-      is not mostly padding).
+      is not mostly padding, and fixed by `run_ids`: see the comment below).
     progress: tqdm bar over runs.
 
   Returns:
@@ -478,11 +514,17 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
                                    heldout.job_arguments(dataset, config))
   run_ids = [int(r) for r in run_ids]
   pending = heldout.pending_runs(output_dir, subset_ratio, run_ids)
-  groups, group_size = _balanced_groups(pending, k)
+  # Groups fixed by the runs asked, not by those pending: a restarted job
+  # trains each run in the same group of the same K as an uninterrupted one
+  # (every run of a group with a pending run is trained again, only the
+  # pending ones are published), so its checkpoints are bitwise the same.
+  all_groups, group_size = balanced_groups(run_ids, k)
+  pending_set = set(pending)
+  groups = [g for g in all_groups if pending_set.intersection(g)]
   logging.info("batched heldout training %s/%s ratio %s: %d runs asked, %d to "
-               "train in %d groups of <= %d", dataset.name, arch,
+               "train in %d of %d groups of <= %d", dataset.name, arch,
                layout.ratio_dirname(subset_ratio), len(run_ids), len(pending),
-               len(groups), group_size)
+               len(groups), len(all_groups), group_size)
   results = {}
   if groups:
     trainer = BatchedTrainer(arch, dataset.num_classes, dataset.image_shape,
@@ -516,24 +558,28 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
         epoch_var.assign(config.epochs)
         step_var.assign(config.epochs * trainer.steps_per_epoch)
         for i, run_id in enumerate(group):
+          if run_id not in pending_set:
+            continue  # published before: trained again only for its group
           arrays = heldout.run_aux_arrays(
               n_train, subset_ids[i], dataset.train.index, correct_train[i],
               dataset.test.index, correct_test[i])
           trainer.export(i, export_module)
           tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
           final = layout.run_dir(output_dir, subset_ratio, run_id)
-          if os.path.exists(tmp):
-            import shutil  # pylint: disable=g-import-not-at-top
-            shutil.rmtree(tmp)
-          os.makedirs(tmp)
-          heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
-                              n_train, n_test, write_fn=write_fn)
+          with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+            if os.path.exists(tmp):
+              import shutil  # pylint: disable=g-import-not-at-top
+              shutil.rmtree(tmp)
+            os.makedirs(tmp)
+            heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
+                                n_train, n_test, write_fn=write_fn)
           accuracy = {s: float(np.mean(arrays["correctness_" + s]))
                       for s in aux_lib.SPLITS}
           results[run_id] = heldout.RunResult(
               run_id, "trained", final,
               (time.time() - group_started) / len(group), accuracy)
-        done += len(group)
+        published = len(pending_set.intersection(group))
+        done += published
         elapsed = time.time() - started
         logging.info("runs %d..%d trained (%d/%d, %.2fs per run, mean test "
                      "accuracy %.4f, ETA %.0fs)", group[0], group[-1], done,
@@ -541,7 +587,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
                      float(np.mean(correct_test[:len(group)])),
                      elapsed / done * (len(pending) - done))
         if bar is not None:
-          bar.update(len(group))
+          bar.update(published)
     finally:
       if bar is not None:
         bar.close()

@@ -1,6 +1,7 @@
 """Tests for train.batched against the single-model module and loop."""
 
 import os
+import shutil
 
 from absl.testing import parameterized
 import numpy as np
@@ -184,11 +185,48 @@ class BatchedTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(sorted(os.listdir(os.path.join(out, "0.7"))),
                      ["0", "1", "2", "3", "4"])
 
+  def test_restart_is_bitwise_the_uninterrupted_job(self):
+    whole = self.create_tempdir().full_path
+    batched.train_heldout_batched(self.data, "mlp", 0.7, list(range(6)),
+                                  whole, MLP, k=4, progress=False)
+    restarted = self.create_tempdir().full_path
+    batched.train_heldout_batched(self.data, "mlp", 0.7, list(range(6)),
+                                  restarted, MLP, k=4, progress=False)
+    # As if killed while publishing each group's last run: 1 and 5 missing.
+    for run_id in (1, 5):
+      shutil.rmtree(layout.run_dir(restarted, 0.7, run_id))
+    mtime = os.path.getmtime(layout.aux_arrays_path(
+        layout.run_dir(restarted, 0.7, 0)))
+    results = batched.train_heldout_batched(
+        self.data, "mlp", 0.7, list(range(6)), restarted, MLP, k=4,
+        progress=False)
+    self.assertEqual([r.status for r in results],
+                     ["skipped", "trained", "skipped", "skipped", "skipped",
+                      "trained"])
+    self.assertEqual(mtime, os.path.getmtime(layout.aux_arrays_path(
+        layout.run_dir(restarted, 0.7, 0))))
+    for run_id in (1, 5):
+      ours = tf.train.load_checkpoint(layout.find_checkpoint_prefix(
+          layout.run_dir(restarted, 0.7, run_id)))
+      ref = tf.train.load_checkpoint(layout.find_checkpoint_prefix(
+          layout.run_dir(whole, 0.7, run_id)))
+      names = sorted(ours.get_variable_to_shape_map())
+      self.assertEqual(names, sorted(ref.get_variable_to_shape_map()))
+      for name in names:
+        np.testing.assert_array_equal(ours.get_tensor(name),
+                                      ref.get_tensor(name), err_msg=name)
+      with open(layout.aux_arrays_path(layout.run_dir(restarted, 0.7,
+                                                      run_id)), "rb") as f:
+        got = f.read()
+      with open(layout.aux_arrays_path(layout.run_dir(whole, 0.7, run_id)),
+                "rb") as f:
+        self.assertEqual(got, f.read())
+
   def test_groups_are_balanced(self):
-    groups, size = batched._balanced_groups(list(range(100)), 64)  # pylint: disable=protected-access
+    groups, size = batched.balanced_groups(list(range(100)), 64)
     self.assertEqual(size, 50)
     self.assertEqual([len(g) for g in groups], [50, 50])
-    self.assertEqual(batched._balanced_groups([], 64), ([], 0))  # pylint: disable=protected-access
+    self.assertEqual(batched.balanced_groups([], 64), ([], 0))
 
   def test_refusals(self):
     with self.assertRaisesRegex(ValueError, "augmentation"):

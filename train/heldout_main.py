@@ -36,6 +36,7 @@ from train import heldout_training as heldout
 from train import loop
 from train import multi_worker
 from train import subsets
+from train import workers
 
 _DATASET = flags.DEFINE_string(
     "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 or "
@@ -51,11 +52,14 @@ _SUBSET_RATIO = flags.DEFINE_float("subset_ratio", 0.7,
 _RUNS = flags.DEFINE_string("runs", "0:1", "Run ids: a:b (a <= id < b), "
                             "single ids, comma separated.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Experiment folder.")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1,
-                                    "Machines sharing the runs.")
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", None,
+    "Machines sharing the job (default: from the scheduler, train/workers.py: "
+    "a Kubernetes Indexed Job or a Slurm array; else 1).")
 _WORKER_INDEX = flags.DEFINE_integer(
-    "worker_index", 0, "This machine's index: it trains run r if "
-    "r % num_workers == worker_index.")
+    "worker_index", None, "This machine's index in [0, num_workers): it "
+    "takes item r if r % num_workers == worker_index (default: from the "
+    "scheduler: JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _BATCHED_K = flags.DEFINE_integer(
     "batched_k", 0, "If > 0, train K models at once in one batched "
@@ -71,15 +75,12 @@ def main(argv):
   cli.require_flags(output_dir=_OUTPUT_DIR.value)
   config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
                                   _EPOCHS.value)
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
   run_ids = subsets.select_runs(subsets.parse_runs(_RUNS.value),
-                                _NUM_WORKERS.value, _WORKER_INDEX.value)
+                                worker.count, worker.index)
+  logging.info("%s: %d runs", worker.describe(), len(run_ids))
   subsets.subset_size(1, _SUBSET_RATIO.value)
-  if _BATCHED_K.value < 0:
-    raise ValueError("`batched_k` must be >= 0, got {}".format(
-        _BATCHED_K.value))
-  if _BATCHED_K.value and config.arch not in batched.SUPPORTED_ARCHS:
-    raise ValueError("`batched_k` needs arch in {}, got {!r}".format(
-        list(batched.SUPPORTED_ARCHS), config.arch))
+  batched.check_batched_k(_BATCHED_K.value, config)
   tf_config = multi_worker.parse_tf_config()
   strategy = None
   if multi_worker.is_multi_worker_environment(tf_config):

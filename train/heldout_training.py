@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from heldout import atomic
 from heldout import errors
+from heldout import manifest
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import experiment as experiment_lib
@@ -169,7 +170,7 @@ def run_aux_arrays(num_train, subset, train_ids, train_correct, test_ids,
 
 def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
                 arrays: dict, num_train, num_test, write_fn=None):
-  """Writes the final checkpoint and aux_arrays.npz, then renames into place.
+  """Writes the final checkpoint, aux_arrays.npz and manifest, then renames into place.
 
   Args:
     tmp_dir: the run's temporary folder.
@@ -188,6 +189,7 @@ def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
   aux_lib.write_aux_arrays(layout.aux_arrays_path(tmp_dir), num_train=num_train,
                            num_test=num_test, **arrays)
   shutil.rmtree(os.path.join(tmp_dir, PROGRESS_DIRNAME), ignore_errors=True)
+  manifest.record_run(tmp_dir, source="//train:heldout")
   os.rename(tmp_dir, final_dir)
 
 
@@ -244,7 +246,8 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
       logging.info("run %d: resuming at epoch %d from %s", run_id,
                    int(trainer.epoch.numpy()), manager.latest_checkpoint)
     else:
-      os.makedirs(tmp, exist_ok=True)
+      with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+        os.makedirs(tmp, exist_ok=True)
   trainer.sync_from_chief()
   status = "resumed" if int(trainer.epoch.numpy()) > 0 else "trained"
 
@@ -253,15 +256,17 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
   def save_progress(epochs_done):
     if (manager is not None and epochs_done < config.epochs and
         time.time() - last_save[0] >= config.checkpoint_every_seconds):
-      manager.save(checkpoint_number=epochs_done)
+      with atomic.named_write_errors(tmp, "run {}'s progress".format(run_id)):
+        manager.save(checkpoint_number=epochs_done)
       last_save[0] = time.time()
 
   trainer.fit(dataset.train, subset, seed, callbacks=callbacks,
               epoch_end_fn=save_progress)
   arrays = evaluate_run(trainer.evaluate, dataset, subset)
   if chief:
-    publish_run(tmp, final, trainer.final_checkpoint(), config.epochs, arrays,
-                len(dataset.train), len(dataset.test))
+    with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+      publish_run(tmp, final, trainer.final_checkpoint(), config.epochs,
+                  arrays, len(dataset.train), len(dataset.test))
   accuracy = {split: float(np.mean(arrays["correctness_" + split]))
               for split in aux_lib.SPLITS}
   return RunResult(run_id=run_id, status=status, path=final,

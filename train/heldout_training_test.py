@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from heldout import errors
+from heldout import manifest
 from heldout import tolerance
 from heldout.data import dataset as dataset_lib
 from heldout.data import digits
@@ -90,19 +91,29 @@ class HeldoutTrainingTest(tf.test.TestCase):
     run_dir = layout.run_dir(out, 0.7, 3)
     self.assertEqual(result.path, run_dir)
     self.assertCountEqual(os.listdir(run_dir), ["aux_arrays.npz",
-                                                "checkpoints"])
+                                                "checkpoints",
+                                                manifest.MANIFEST_FILENAME])
     self.assertCountEqual(os.listdir(os.path.join(run_dir, "checkpoints")),
                           ["ckpt-3.index", "ckpt-3.data-00000-of-00001"])
+    # The manifest lists every file with its size and SHA-256, and checks out.
+    recorded = manifest.read_manifest(run_dir)
+    self.assertEqual(recorded["source"], "//train:heldout")
+    self.assertEqual(sorted(recorded["files"]), [
+        "aux_arrays.npz", "checkpoints/ckpt-3.data-00000-of-00001",
+        "checkpoints/ckpt-3.index"])
+    self.assertEqual(recorded["files"]["aux_arrays.npz"],
+                     manifest.hash_file(layout.aux_arrays_path(run_dir)))
+    self.assertEqual(manifest.check_run(run_dir).statuses, [manifest.OK])
     keys = dict(tf.train.list_variables(layout.find_checkpoint_prefix(
         run_dir)))
     self.assertEqual(keys["epoch/.ATTRIBUTES/VARIABLE_VALUE"], [])
     self.assertEqual(keys["model/_layers/0/w/.ATTRIBUTES/VARIABLE_VALUE"],
                      [64, 16])
     model = registry.build_model("mlp", 10, hidden_sizes=(16,))
-    manifest = registry.key_manifest(model, input_shape=(8, 8, 1))
+    key_manifest = registry.key_manifest(model, input_shape=(8, 8, 1))
     self.assertEqual(
         {k: tuple(v) for k, v in keys.items() if k.startswith("model/")},
-        manifest)  # every model variable, nothing else, no optimizer state
+        key_manifest)  # every model variable, nothing else, no optimizer state
     self.assertCountEqual(
         [k for k in keys if not k.startswith("model/")],
         ["epoch/.ATTRIBUTES/VARIABLE_VALUE",

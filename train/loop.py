@@ -179,6 +179,16 @@ class Trainer:
       raise RuntimeError("model_fn() built a module with other variables")
     for v, f in zip(ours, theirs):
       v.assign(f)
+    self.start_new_phase()
+
+  def start_new_phase(self):
+    """Keeps the weights; a fresh optimizer and schedule from step 0.
+
+    As a new optimizer and learning-rate scheduler built over a trained
+    model (e.g. SSFT's second phase): momentum accumulators zeroed, `epoch`
+    and `global_step` back to 0, so `fit` then trains `epochs` more epochs
+    on the config's schedule from its start.
+    """
     for a in self._accumulators:
       a.assign(tf.zeros(a.shape, a.dtype))
     self.epoch.assign(0)

@@ -159,6 +159,32 @@ class LoopTest(tf.test.TestCase):
       self.assertAllEqual(x, y)
     self.assertEqual(int(trainer.epoch.numpy()), 0)
 
+  def test_new_phase_is_a_fresh_optimizer_on_the_trained_weights(self):
+    config = _config(optimizer="momentum", momentum=0.9, epochs=2,
+                     lr_schedule="linear", warmup_epochs=1.0)
+    trainer = loop.Trainer(_model_fn(config), (8, 8, 1), config)
+    trainer.reset(3)
+    trainer.fit(self.data.train, np.arange(200), seed=3)
+    trained = [v.numpy() for v in trainer.model.variables]
+    trainer.start_new_phase()
+    self.assertEqual(int(trainer.global_step.numpy()), 0)
+    self.assertEqual(int(trainer.epoch.numpy()), 0)
+    for x, y in zip(trained, trainer.model.variables):
+      self.assertAllEqual(x, y.numpy())
+    trainer.fit(self.data.train, np.arange(200, 400), seed=4)
+    # The reference: a new trainer given the trained weights, run from step
+    # 0 (warmup from lr 0 again) with zero momentum.
+    fresh = loop.Trainer(_model_fn(config), (8, 8, 1), config)
+    fresh.reset(0)
+    for v, x in zip(fresh.model.variables, trained):
+      v.assign(x)
+    fresh.fit(self.data.train, np.arange(200, 400), seed=4)
+    for ours, ref in zip(trainer.model.variables, fresh.model.variables):
+      tolerance.assert_close(ours.numpy(), ref.numpy(),
+                             tolerance.ELEMENTWISE)
+    self.assertFalse(all(np.array_equal(x, y.numpy()) for x, y in
+                         zip(trained, trainer.model.variables)))
+
   def test_evaluate_matches_slow_loop(self):
     config = _config()
     trainer = loop.Trainer(_model_fn(config), (8, 8, 1), config,

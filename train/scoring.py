@@ -12,8 +12,9 @@
   layout, `<work_dir>/epoch_<e>/<seed>/checkpoints/ckpt-<e>`
   (`heldout.readers.checkpoints.restore_run` reads it);
 - `ssft`: the two-phase protocol of `heldout.scores.second_split` (phase 1
-  up to the config's epochs, stopping once fit; phase 2 `second_epochs`),
-  SSFT with FSLT as an extra.
+  up to the config's epochs, phase 2 up to `second_epochs` with a fresh
+  optimizer and schedule, each stopping once fit), SSFT with FSLT as an
+  extra.
 
 Each finished seed is saved atomically as `<work_dir>/seed_<seed>.npz`, so a
 job killed and started again skips finished seeds (an interrupted seed is
@@ -35,11 +36,13 @@ after all finished writes them.
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 import tqdm
 
 from heldout import atomic
@@ -51,6 +54,7 @@ from heldout.scores import el2n_grand
 from heldout.scores import forgetting
 from heldout.scores import score_file
 from heldout.scores import second_split
+from train import batched
 from train import loop
 
 METHODS = ("forgetting", "forgetting_per_epoch", "el2n", "grand", "ssft")
@@ -70,10 +74,11 @@ class ScoringArgs:
     config: the `TrainConfig` as a dict (`dataclasses.asdict`).
     seeds: the seeds averaged.
     score_epochs: for el2n/grand, the epochs scored (0 = initialisation).
-    second_epochs: for ssft, the second phase's epochs (the first phase
-      trains up to the config's epochs, stopping once fit).
-    patience: for ssft, the first phase stops after this many consecutive
-      epochs at 100% accuracy on its half.
+    second_epochs: for ssft, the second phase's epoch limit (the first
+      phase's is the config's epochs); each phase runs the config's
+      learning-rate schedule from its start.
+    patience: for ssft, each phase stops after this many epochs (over the
+      phase) at 100% training accuracy (`heldout.scores.second_split`).
   """
   method: str
   dataset: str
@@ -192,7 +197,8 @@ def score_seed(trainer: loop.Trainer, split, args: ScoringArgs, seed: int,
         trainer, split, seed, max_epochs=epochs, patience=args.patience,
         second_epochs=args.second_epochs, ids=ids)
     return {"index": result.index, "fslt": result.fslt, "ssft": result.ssft,
-            "first_epochs": result.first_epochs}
+            "first_epochs": result.first_epochs,
+            "second_epochs": result.second_epochs}
   elif args.method == "forgetting_per_epoch":
     callback = forgetting.EpochCorrectnessCallback(split, ids)
     trainer.fit(split, ids, seed, epochs=epochs, callbacks=[callback])
@@ -214,9 +220,102 @@ def score_seed(trainer: loop.Trainer, split, args: ScoringArgs, seed: int,
       trainer.fit(split, ids, seed, epochs=last,
                   callbacks=[_ScoreAtEpochs(save_and_score, args.score_epochs)])
     return out
+  return _counts_arrays(counts)
+
+
+def _counts_arrays(counts: forgetting.ForgettingCounts):
   return {"index": counts.index, "events": counts.events,
           "never_learned": counts.never_learned,
           "presentations": counts.presentations}
+
+
+def score_seeds_batched(batched_trainer, split, args: ScoringArgs,
+                        seeds: Sequence[int], work_dir: str
+                        ) -> List[Dict[str, np.ndarray]]:
+  """`score_seed` for up to K seeds at once, on a `BatchedTrainer`.
+
+  Seed s's model gets what the single-model loop gives it (initial weights,
+  epoch orders, update; `train/batched.py`), so the arrays are those of
+  `score_seed(trainer, split, args, s, work_dir)` up to floating-point
+  summation order. A group shorter than K is padded with copies of its last
+  seed, whose results are dropped.
+
+  Args:
+    batched_trainer: a `train.batched.BatchedTrainer` (no augmentation).
+    split: the training `SplitData`.
+    args: `ScoringArgs` of method forgetting, forgetting_per_epoch, el2n or
+      grand (ssft ends each model at its own epoch: single-model loop).
+    seeds: at most K seeds.
+    work_dir: where el2n/grand save each scored model.
+
+  Returns:
+    One dict of arrays per seed, in order.
+  """
+  if args.method == "ssft":
+    raise ValueError("ssft stops each model at its own epoch; train it one "
+                     "model at a time (drop --batched_k)")
+  k = batched_trainer.k
+  if not 1 <= len(seeds) <= k:
+    raise ValueError("`seeds` must be 1 to k={} seeds, got {}".format(
+        k, len(seeds)))
+  seeds = [int(s) for s in seeds]
+  padded = seeds + [seeds[-1]] * (k - len(seeds))
+  ids = np.sort(np.asarray(split.index, np.int64))
+  subsets_ids = [ids] * k
+  epochs = int(args.config["epochs"])
+  if args.method == "forgetting":
+    callbacks = [forgetting.ForgettingCallback(len(split)) for _ in seeds]
+
+    def count_events(epoch, positions, correct):
+      for cb, pos, right in zip(callbacks, positions, correct):
+        cb.on_batch_end(epoch, None, split.index[pos], None, right)
+
+    batched_trainer.fit(split, subsets_ids, padded, epochs=epochs,
+                        epoch_end_fn=count_events)
+    return [_counts_arrays(cb.counts()) for cb in callbacks]
+  if args.method == "forgetting_per_epoch":
+    positions = split.positions_of(ids)
+    masks = []
+
+    def record(epoch, order, correct):
+      del epoch, order, correct
+      predicted = batched_trainer.predict(split)[:len(seeds), positions]
+      masks.append(predicted == split.labels[positions][None, :])
+
+    batched_trainer.fit(split, subsets_ids, padded, epochs=epochs,
+                        epoch_end_fn=record)
+    stacked = np.stack(masks, axis=1)  # [seeds, epochs, n]
+    return [_counts_arrays(forgetting.count_per_epoch_forgetting(m, ids))
+            for m in stacked]
+  outs = [{"index": ids} for _ in seeds]
+  module = batched_trainer.new_module()
+  epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
+  step_var = tf.Variable(0, dtype=tf.int64, name="global_step")
+  checkpoint = tf.train.Checkpoint(model=module, epoch=epoch_var,
+                                   global_step=step_var)
+  steps_per_epoch = math.ceil(len(ids) / batched_trainer.config.batch_size)
+
+  def save_and_score(epoch):
+    epoch_var.assign(epoch)
+    step_var.assign(epoch * steps_per_epoch)
+    for i, seed in enumerate(seeds):
+      batched_trainer.export(i, module)
+      run = os.path.join(work_dir, "epoch_{}".format(epoch), str(seed))
+      checkpoint.write(layout.checkpoint_prefix(run, epoch))
+      scores = el2n_grand.score_split(module, split, ids, progress=False)
+      outs[i]["{}_{}".format(args.method, epoch)] = getattr(scores,
+                                                            args.method)
+
+  if 0 in args.score_epochs:
+    batched_trainer.reset(padded)
+    save_and_score(0)
+  last = max(args.score_epochs)
+  if last:
+    batched_trainer.fit(
+        split, subsets_ids, padded, epochs=last,
+        epoch_end_fn=lambda e, *_: (save_and_score(e + 1)
+                                    if e + 1 in args.score_epochs else None))
+  return outs
 
 
 def _read_seed(path):
@@ -233,8 +332,8 @@ def missing_seeds(output, args: ScoringArgs) -> List[int]:
 
 def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
                     overwrite: bool = False, progress: bool = True,
-                    train_seeds: Optional[Sequence[int]] = None
-                    ) -> Dict[int, str]:
+                    train_seeds: Optional[Sequence[int]] = None,
+                    batched_fn=None, batched_k: int = 0) -> Dict[int, str]:
   """Runs this worker's seeds not yet finished, then writes the score file(s).
 
   Args:
@@ -248,6 +347,11 @@ def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
     progress: show a progress bar over seeds.
     train_seeds: the seeds this worker trains, a subset of `args.seeds`
       (default: all of them).
+    batched_fn: with `batched_k` > 0, `batched_fn(k)` returns a
+      `train.batched.BatchedTrainer` of k models: the seeds to train are
+      then trained in balanced groups of at most `batched_k`
+      (`score_seeds_batched`), each seed saved when its group ends.
+    batched_k: models trained at once (0: one at a time with `trainer_fn`).
 
   Returns:
     {score epoch (-1 for forgetting): path written}; empty if seeds of other
@@ -269,11 +373,23 @@ def train_and_score(dataset, trainer_fn, args: ScoringArgs, output,
   _check_work_dir(work_dir, args, overwrite)
   split = dataset.train
   todo = [s for s in mine if not os.path.exists(_seed_path(work_dir, s))]
-  trainer = trainer_fn() if todo else None
-  for seed in tqdm.tqdm(todo, desc=args.method, unit="seed",
-                        disable=not progress):
-    arrays = score_seed(trainer, split, args, seed, work_dir)
-    atomic.write_npz(_seed_path(work_dir, seed), **arrays)
+  bar = tqdm.tqdm(total=len(todo), desc=args.method, unit="seed",
+                  disable=not progress)
+  with bar:
+    if batched_k and todo:
+      groups, size = batched.balanced_groups(todo, batched_k)
+      trainer = batched_fn(size)
+      for group in groups:
+        for seed, arrays in zip(group, score_seeds_batched(
+            trainer, split, args, group, work_dir)):
+          atomic.write_npz(_seed_path(work_dir, seed), **arrays)
+        bar.update(len(group))
+    elif todo:
+      trainer = trainer_fn()
+      for seed in todo:
+        arrays = score_seed(trainer, split, args, seed, work_dir)
+        atomic.write_npz(_seed_path(work_dir, seed), **arrays)
+        bar.update(1)
   if missing_seeds(output, args):
     return {}
   runs = [_read_seed(_seed_path(work_dir, s)) for s in args.seeds]
@@ -308,7 +424,7 @@ def _aggregate(runs: List[Dict[str, np.ndarray]], args: ScoringArgs,
   if args.method == "ssft":
     return second_split.two_phase_scores([second_split.TwoPhaseResult(
         r["index"], r["fslt"], r["ssft"], r["first_epochs"],
-        args.second_epochs) for r in runs], _file_args(args, epoch))
+        r["second_epochs"]) for r in runs], _file_args(args, epoch))
   key = "{}_{}".format(args.method, epoch)
   return score_file.average_over_runs([(r["index"], r[key]) for r in runs],
                                       _SCORE_METHOD[args.method],

@@ -15,6 +15,7 @@ from heldout.scores import el2n_grand
 from heldout.scores import forgetting
 from heldout.scores import score_file
 from heldout.scores import second_split
+from train import batched
 from train import loop
 from train import scoring
 from train import subsets
@@ -173,6 +174,63 @@ class ScoringTest(absltest.TestCase):
     # Training moved the weights: the two epochs' scores differ.
     self.assertFalse(np.allclose(score_file.read_scores(paths[0]).values,
                                  score_file.read_scores(paths[2]).values))
+
+  def _batched_fn(self, k, config=_CONFIG):
+    self.trainers += 1
+    return batched.BatchedTrainer("mlp", 10, (8, 8, 1), config, k)
+
+  def _seed_arrays(self, name, seed):
+    with np.load(os.path.join(self.folder, name + ".runs",
+                              "seed_{}.npz".format(seed))) as f:
+      return {k: f[k] for k in f.files}
+
+  def test_batched_seeds_match_one_at_a_time(self):
+    # Seeds 0..2 in groups of at most 2 ([0, 1] and [2], padded): each seed
+    # is the model the single-model loop trains for it.
+    for method, epochs in (("forgetting", ()), ("forgetting_per_epoch", ()),
+                           ("grand", (0, 2)), ("el2n", (2,))):
+      args = self._args(method, seeds=(0, 1, 2), score_epochs=epochs)
+      one = os.path.join(self.folder, method + "_one.npz")
+      many = os.path.join(self.folder, method + "_many.npz")
+      scoring.train_and_score(self.data, self._trainer_fn(), args, one,
+                              progress=False)
+      self.trainers = 0
+      scoring.train_and_score(self.data, self._trainer_fn(), args, many,
+                              progress=False, batched_fn=self._batched_fn,
+                              batched_k=2)
+      self.assertEqual(self.trainers, 1)  # one BatchedTrainer, no Trainer
+      for seed in (0, 1, 2):
+        ref = self._seed_arrays(method + "_one", seed)
+        got = self._seed_arrays(method + "_many", seed)
+        self.assertEqual(sorted(ref), sorted(got))
+        np.testing.assert_array_equal(got["index"], ref["index"])
+        if method.startswith("forgetting"):
+          # Float summation orders differ, so an example right at a decision
+          # boundary may flip; all but a few counts agree.
+          same = np.mean(got["events"] == ref["events"])
+          self.assertGreater(same, 0.99, (method, seed))
+          self.assertGreater(np.mean(got["never_learned"] ==
+                                     ref["never_learned"]), 0.99)
+          self.assertGreater(got["events"].sum(), 0)
+        else:
+          for e in epochs:
+            key = "{}_{}".format(method, e)
+            tolerance.assert_close(got[key], ref[key],
+                                   tolerance.TRAINED if e else
+                                   tolerance.FORWARD)
+            run = os.path.join(self.folder, method + "_many.runs",
+                               "epoch_{}".format(e), str(seed))
+            restored = checkpoints.restore_run(run)
+            self.assertEqual(restored.epoch, e)
+            again = el2n_grand.score_split(restored.model, self.data.train,
+                                           progress=False)
+            tolerance.assert_close(getattr(again, method), got[key],
+                                   tolerance.FORWARD)
+    with self.assertRaisesRegex(ValueError, "ssft stops each model"):
+      scoring.score_seeds_batched(self._batched_fn(2), self.data.train,
+                                  self._args("ssft", seeds=(0,),
+                                             second_epochs=2),
+                                  [0], self.folder)
 
   def test_ssft(self):
     output = os.path.join(self.folder, "s.npz")

@@ -38,3 +38,26 @@ def corrupt_labels(split, fraction, num_classes, seed=0):
   labels[positions] = (labels[positions] + shift) % num_classes
   return (dataset_lib.SplitData(images=split.images, labels=labels,
                                 index=split.index), corrupted)
+
+
+def corrupt_random_labels(split, fraction, num_classes, seed=0):
+  """As `corrupt_labels`, but a uniformly random set of ids (from `seed`).
+
+  Returns:
+    (`SplitData` with the new labels, corrupted ids [m] int64, ascending).
+  """
+  if not 0.0 <= fraction <= 1.0:
+    raise ValueError("`fraction` must be in [0, 1], got {}".format(fraction))
+  if num_classes < 2:
+    raise ValueError("`num_classes` must be at least 2, got {}".format(
+        num_classes))
+  rng = np.random.default_rng([seed, 0xC0AA])
+  ids = np.sort(np.asarray(split.index, np.int64))
+  corrupted = np.sort(rng.choice(ids, int(fraction * len(ids)),
+                                 replace=False))
+  labels = np.array(split.labels, copy=True)
+  positions = split.positions_of(corrupted)
+  shift = rng.integers(1, num_classes, len(positions))
+  labels[positions] = (labels[positions] + shift) % num_classes
+  return (dataset_lib.SplitData(images=split.images, labels=labels,
+                                index=split.index), corrupted)

@@ -35,6 +35,24 @@ class CorruptLabelsTest(absltest.TestCase):
     np.testing.assert_array_equal(split.labels[split.positions_of(
         np.arange(10))], by_id[:10])
 
+  def test_random_ids_get_another_class(self):
+    split = _split()
+    noisy, corrupted = label_noise.corrupt_random_labels(split, 0.2, 4, seed=3)
+    self.assertLen(corrupted, 10)
+    self.assertLen(np.unique(corrupted), 10)
+    self.assertFalse(np.array_equal(corrupted, np.arange(10)))
+    by_id = np.empty(50, np.int64)
+    by_id[split.index] = split.labels
+    noisy_by_id = np.empty(50, np.int64)
+    noisy_by_id[noisy.index] = noisy.labels
+    changed = np.flatnonzero(noisy_by_id != by_id)
+    np.testing.assert_array_equal(changed, corrupted)
+    again, same = label_noise.corrupt_random_labels(split, 0.2, 4, seed=3)
+    np.testing.assert_array_equal(same, corrupted)
+    np.testing.assert_array_equal(again.labels, noisy.labels)
+    _, other = label_noise.corrupt_random_labels(split, 0.2, 4, seed=4)
+    self.assertFalse(np.array_equal(other, corrupted))
+
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "`fraction`"):
       label_noise.corrupt_labels(_split(), 1.5, 4)

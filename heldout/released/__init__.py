@@ -14,6 +14,7 @@ from heldout.released.downloader import DownloadSummary
 from heldout.released.downloader import MARKER_FILENAME
 from heldout.released.extract import extract_stream
 from heldout.released.extract import Selection
+from heldout.released.gzip_stream import GzipStreamReader
 from heldout.released.published import align_by_filename
 from heldout.released.published import original_index_from_tfds_ids
 from heldout.released.published import PublishedScores
@@ -22,3 +23,5 @@ from heldout.released.published import read_high_influence_pairs
 from heldout.released.published import read_imagenet_index
 from heldout.released.published import read_infl_matrix
 from heldout.released.published import read_published
+from heldout.released.samis_scores import read_samis_pickle
+from heldout.released.samis_scores import to_tfds_order

@@ -12,6 +12,8 @@ Bazel runs binaries with, whose `bin/` is not on PATH; `find_gsutil` looks
 next to the running interpreter first.
 """
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import http.client
@@ -54,10 +56,41 @@ class Opened:
     total_size: size of the whole object in bytes, if the source says.
     version: an opaque tag of the object's version (ETag / Last-Modified), or
       None; a change between reconnections means the object was replaced.
+    hashes: checksums of the whole object the server sent (`x-goog-hash`):
+      {"md5": hex, "crc32c": int}, either or both; empty when none.
   """
   fileobj: object
   total_size: Optional[int] = None
   version: Optional[str] = None
+  hashes: dict = dataclasses.field(default_factory=dict)
+
+
+def parse_goog_hash(values):
+  """`x-goog-hash` header values -> {"md5": hex, "crc32c": int}.
+
+  GCS sends the checksums of the whole object (also with a Range request),
+  base64 of the digest, as one header per algorithm or comma-separated:
+  `crc32c=n03x6A==, md5=Ojk9c3dhfxgoKVVHYwFbHQ==`. Unknown algorithms are
+  ignored.
+
+  Raises:
+    ValueError: for a value that is not valid base64 of the right length.
+  """
+  hashes = {}
+  for value in values or ():
+    for item in value.split(","):
+      name, sep, encoded = item.strip().partition("=")
+      name = name.strip().lower()
+      if not sep or name not in ("md5", "crc32c"):
+        continue
+      try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+      except binascii.Error:
+        digest = b""
+      if len(digest) != (16 if name == "md5" else 4):
+        raise ValueError("malformed x-goog-hash {!r}".format(item.strip()))
+      hashes[name] = digest.hex() if name == "md5" else int.from_bytes(digest, "big")
+  return hashes
 
 
 def _skip(fileobj, n):
@@ -96,6 +129,11 @@ def http_opener(url, timeout_s=60.0):
         raise OSError("{}: HTTP {} {}".format(url, e.code, e.reason)) from e
       raise _PermanentError("{}: HTTP {} {}".format(url, e.code, e.reason)) from e
     version = response.headers.get("ETag") or response.headers.get("Last-Modified")
+    try:
+      hashes = parse_goog_hash(response.headers.get_all("x-goog-hash"))
+    except ValueError as e:
+      response.close()
+      raise _PermanentError("{}: {}".format(url, e)) from e
     if response.status == 206:
       content_range = response.headers.get("Content-Range", "")
       match = _CONTENT_RANGE_RE.match(content_range)
@@ -105,14 +143,14 @@ def http_opener(url, timeout_s=60.0):
             "{}: asked for bytes from {}, server answered Content-Range {!r}".format(
                 url, offset, content_range))
       total = None if match.group(3) == "*" else int(match.group(3))
-      return Opened(response, total, version)
+      return Opened(response, total, version, hashes)
     length = response.headers.get("Content-Length")
     total = int(length) if length is not None else None
     if offset:
       logging.warning("%s: server ignored the Range request; skipping %d bytes",
                       url, offset)
       _skip(response, offset)
-    return Opened(response, total, version)
+    return Opened(response, total, version, hashes)
 
   return open_at
 
@@ -335,6 +373,7 @@ class ResumableStream:
     self._eof = False
     self._failures = 0
     self.total_size = None
+    self.server_hashes = {}
     self.reconnections = 0
     self.connections = 0
 
@@ -390,6 +429,14 @@ class ResumableStream:
           raise _PermanentError(
               "{}: object changed between connections ({} -> {})".format(
                   self._name, self._version, opened.version))
+      if opened.hashes:
+        if not self.server_hashes:
+          self.server_hashes = dict(opened.hashes)
+        elif opened.hashes != self.server_hashes:
+          opened.fileobj.close()
+          raise _PermanentError(
+              "{}: the object's x-goog-hash changed between connections ({} -> {})".format(
+                  self._name, self.server_hashes, opened.hashes))
       if self.total_size is not None and self._offset > self.total_size:
         opened.fileobj.close()
         raise _PermanentError("{}: offset {} is past the object's end ({} bytes)".format(
@@ -455,26 +502,41 @@ class ResumableStream:
     self.close()
 
 
+def crc32c_function():
+  """`crc32c(data, value) -> value` (crcmod's C extension, installed with gsutil), or None."""
+  try:
+    from crcmod import predefined  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return predefined.mkPredefinedCrcFun("crc-32c")
+
+
 class HashingReader:
   """Passes reads through, feeding every byte to an MD5 and a progress callback."""
 
-  def __init__(self, fileobj, on_bytes=None, md5=None):
+  def __init__(self, fileobj, on_bytes=None, md5=None, crc32c=False):
     """Wraps `fileobj`.
 
     Args:
       fileobj: anything with `read(size)`.
       on_bytes: called with the number of bytes of each read, or None.
       md5: a hashlib object to continue (its state so far), or None for a new one.
+      crc32c: also compute the CRC32C (`self.crc32c`; None when no
+        implementation is installed, see `crc32c_function`).
     """
     self._f = fileobj
     self._on_bytes = on_bytes
     self.md5 = md5 if md5 is not None else hashlib.md5()
+    self._crc32c_fn = crc32c_function() if crc32c else None
+    self.crc32c = 0 if self._crc32c_fn is not None else None
     self.bytes_read = 0
 
   def read(self, size=-1):
     data = self._f.read(size)
     if data:
       self.md5.update(data)
+      if self._crc32c_fn is not None:
+        self.crc32c = self._crc32c_fn(data, self.crc32c)
       self.bytes_read += len(data)
       if self._on_bytes is not None:
         self._on_bytes(len(data))

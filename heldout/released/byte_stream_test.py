@@ -391,5 +391,41 @@ class HashingReaderTest(absltest.TestCase):
     self.assertEqual(seen[:2], [4000, 1000])
 
 
+class GoogHashTest(absltest.TestCase):
+
+  def test_parse(self):
+    # GCS's documented example: crc32c=n03x6A==, md5=Ojk9c3dhfxgoKVVHYwFbHQ==.
+    expected = {"crc32c": 0x9f4df1e8, "md5": "3a393d7377617f182829554763015b1d"}
+    self.assertEqual(byte_stream.parse_goog_hash(
+        ["crc32c=n03x6A==", "md5=Ojk9c3dhfxgoKVVHYwFbHQ=="]), expected)
+    self.assertEqual(byte_stream.parse_goog_hash(
+        ["crc32c=n03x6A==,md5=Ojk9c3dhfxgoKVVHYwFbHQ==, sha1=abc"]), expected)
+    self.assertEqual(byte_stream.parse_goog_hash(None), {})
+    for bad in ("md5=abc", "crc32c=!!!!", "md5=n03x6A=="):
+      with self.assertRaisesRegex(ValueError, "malformed x-goog-hash"):
+        byte_stream.parse_goog_hash([bad])
+
+  def test_header_changed_between_connections_is_an_error(self):
+    server = testing_http.RangeHTTPServer().start()
+    self.addCleanup(server.stop)
+    data = bytes(range(256)) * 100
+    server.add_file("/x", data)
+    server.set_goog_hash("/x", md5=hashlib.md5(data).hexdigest())
+    server.cut_connections("/x", [1000])
+    url = server.base_url + "/x"
+    opener = byte_stream.http_opener(url)
+
+    def changing_opener(offset):
+      if offset:
+        server.set_goog_hash("/x", md5="0" * 32)
+      return opener(offset)
+
+    stream = byte_stream.ResumableStream(changing_opener, name=url, sleep=lambda s: None)
+    self.assertEqual(stream.connect(), len(data))
+    self.assertEqual(stream.server_hashes, {"md5": hashlib.md5(data).hexdigest()})
+    with self.assertRaisesRegex(byte_stream.FetchError, "x-goog-hash changed"):
+      stream.read()
+
+
 if __name__ == "__main__":
   absltest.main()

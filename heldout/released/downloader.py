@@ -8,9 +8,19 @@ and checked against the built-in table. With `keep_archive` the archive is
 stored instead as `<dest>/<experiment>.tar.gz` (a `.part` file continued with
 a Range request after an interruption), verified, then extracted.
 
-Only when everything succeeded (MD5 included) is the completion marker
-`<dest>/<experiment>/.download_complete.json` written. It records, for each
-selection downloaded, the arguments, counts, the MD5 and every file written, so
+The stream itself is verified as it is read (`extract`, `gzip_stream`): the
+CRC32 and size of every gzip member, the tar end-of-archive marker and nothing
+but zeros after it, no member twice; and where the server sends checksums of
+the object (`x-goog-hash`, as GCS does: MD5, or CRC32C for composite objects)
+the stream must match them too, so a mirror without a published MD5
+(`md5="skip"`) is still verified.
+
+Only when everything succeeded (MD5 included) is each extracted run's manifest
+(`<ratio>/<run>/.heldout_manifest.json`: size and SHA-256 of every file;
+`heldout.manifest`) written, then the completion marker
+`<dest>/<experiment>/.download_complete.json`. It records, for each
+selection downloaded, the arguments, counts, the MD5 and every file written
+with its size and SHA-256, so
 a re-run with the same selection whose files are all still there returns at
 once instead of reading the archive again.
 """
@@ -30,12 +40,13 @@ import tqdm
 
 from heldout import atomic
 from heldout import errors
+from heldout import manifest
 from heldout.readers import layout
 from heldout.released import byte_stream
 from heldout.released import catalog
 from heldout.released import extract
 
-MARKER_FILENAME = ".download_complete.json"
+MARKER_FILENAME = manifest.DOWNLOAD_MARKER_FILENAME
 SKIP_MD5 = "skip"
 
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -59,6 +70,7 @@ class DownloadSummary:
   md5: Optional[str] = None
   md5_expected: Optional[str] = None
   md5_verified: Optional[bool] = None
+  server_hashes_verified: tuple = ()
   reconnections: int = 0
   already_complete: bool = False
   archive_path: Optional[str] = None
@@ -85,6 +97,12 @@ class DownloadSummary:
       lines.append("MD5 verified: {}".format(self.md5))
     elif self.md5 is not None:
       lines.append("MD5 {} (not verified: no expected value)".format(self.md5))
+    if self.server_hashes_verified:
+      lines.append("the server's checksum verified (x-goog-hash {})".format(
+          ", ".join(self.server_hashes_verified)))
+    lines.append("gzip CRC32 and size of every member, tar end of archive verified; "
+                 "size and SHA-256 of each file recorded in <ratio>/<run>/{}".format(
+                     manifest.MANIFEST_FILENAME))
     if self.archive_path:
       lines.append("archive kept at {}".format(self.archive_path))
     lines.append("experiment directory: {}".format(self.experiment_dir))
@@ -154,9 +172,10 @@ def _completed_entry(experiment_dir, selection_json, expected_md5):
       continue
     if expected_md5 is not None and entry.get("md5") != expected_md5:
       continue
-    missing = [rel for rel, size in entry.get("files", {}).items()
+    missing = [rel for rel, record in entry.get("files", {}).items()
                if not (os.path.isfile(os.path.join(experiment_dir, rel))
-                       and os.path.getsize(os.path.join(experiment_dir, rel)) == size)]
+                       and os.path.getsize(os.path.join(experiment_dir, rel)) == (
+                           record["size"] if isinstance(record, dict) else record))]
     if missing:
       logging.info("%s: marked complete but %d files are missing or changed "
                    "(first: %s); reading the archive again", experiment_dir,
@@ -195,6 +214,48 @@ def _set_aside_corrupt(path, archive_path):
   corrupt = archive_path + ".corrupt"
   os.replace(path, corrupt)
   return corrupt
+
+
+def check_server_hashes(url, server_hashes, md5_hex, crc32c, size):
+  """Compares the stream's checksums with those the server sent (`x-goog-hash`).
+
+  Args:
+    url: the object, for messages.
+    server_hashes: {"md5": hex, "crc32c": int} from the server, possibly empty.
+    md5_hex: the MD5 of the whole stream.
+    crc32c: its CRC32C, or None when it was not computed.
+    size: bytes in the stream (where the check happens: its end).
+
+  Returns:
+    The names of the checksums verified ("md5", "crc32c").
+
+  Raises:
+    ArchiveError: naming the checksum, on a mismatch.
+  """
+  verified = []
+  if "md5" in server_hashes:
+    if md5_hex != server_hashes["md5"]:
+      raise errors.ArchiveError(
+          "{}: byte {} (the end of the stream): MD5 of the stream is {}, the server's "
+          "x-goog-hash says {}: the download is corrupt".format(
+              url, size, md5_hex, server_hashes["md5"]))
+    verified.append("md5")
+  if "crc32c" in server_hashes and crc32c is not None:
+    if crc32c != server_hashes["crc32c"]:
+      raise errors.ArchiveError(
+          "{}: byte {} (the end of the stream): CRC32C of the stream is {:08x}, the "
+          "server's x-goog-hash says {:08x}: the download is corrupt".format(
+              url, size, crc32c, server_hashes["crc32c"]))
+    verified.append("crc32c")
+  elif "crc32c" in server_hashes and not verified:
+    logging.warning("%s: the server sent only a CRC32C, and no CRC32C implementation "
+                    "(crcmod) is installed: not checked", url)
+  return tuple(verified)
+
+
+def _wants_crc32c(server_hashes):
+  # The MD5 is always computed; a CRC32C only for objects without one (composite).
+  return "crc32c" in server_hashes and "md5" not in server_hashes
 
 
 def fetch_archive_file(url, archive_path, expected_md5, *, source="auto",
@@ -280,17 +341,48 @@ def fetch_archive_file(url, archive_path, expected_md5, *, source="auto",
       f.flush()
       os.fsync(f.fileno())
     reconnections = stream.reconnections
+    server_hashes = stream.server_hashes
   digest = md5.hexdigest()
   if expected_md5 is not None and digest != expected_md5:
     corrupt = _set_aside_corrupt(part, archive_path)
     raise errors.ArchiveError(
         "{}: MD5 {} does not match the expected {}; moved the download to {}".format(
             url, digest, expected_md5, corrupt))
+  crc32c = None
+  if _wants_crc32c(server_hashes):
+    crc_fn = byte_stream.crc32c_function()
+    if crc_fn is not None:
+      crc32c = 0
+      with open(part, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+          crc32c = crc_fn(chunk, crc32c)
+  try:
+    check_server_hashes(url, server_hashes, digest, crc32c, os.path.getsize(part))
+  except errors.ArchiveError as e:
+    corrupt = _set_aside_corrupt(part, archive_path)
+    raise errors.ArchiveError("{}; moved the download to {}".format(e, corrupt)) from e
   os.replace(part, archive_path)
   stat = os.stat(archive_path)
   atomic.write_json(sidecar, {"md5": digest, "size": stat.st_size,
                               "mtime_ns": stat.st_mtime_ns})
   return digest, downloaded, reconnections
+
+
+def _write_run_manifests(experiment_dir, files, prefix, source):
+  """Records each run's extracted files in `<ratio>/<run>/` + `manifest.MANIFEST_FILENAME`.
+
+  Entries of an earlier download into the same run (another selection) are kept.
+  """
+  by_run = {}
+  for rel, record in files.items():
+    parts = rel[len(prefix):].split("/") if rel.startswith(prefix) else []
+    if (len(parts) < 3 or layout.parse_ratio_dirname(parts[0]) is None
+        or not parts[1].isdigit()):
+      continue
+    by_run.setdefault((parts[0], parts[1]), {})["/".join(parts[2:])] = record
+  for (ratio, run), run_files in sorted(by_run.items()):
+    manifest.write_manifest(os.path.join(experiment_dir, ratio, run), run_files,
+                            source, merge=True)
 
 
 def _extract(reader, dest, experiment, selection, source):
@@ -379,12 +471,19 @@ def download_experiment(experiment, dest, *, only="all", ratios=None, runs=None,
       total = stream.connect()
       with _progress_bar(total or archive.approx_size_bytes, archive.filename,
                          progress) as bar:
-        reader = byte_stream.HashingReader(stream, on_bytes=bar.update)
+        reader = byte_stream.HashingReader(
+            stream, on_bytes=bar.update, crc32c=_wants_crc32c(stream.server_hashes))
         counts = _extract(reader, dest, experiment, selection, url)
         reader.drain()
       digest = reader.hexdigest()
       summary.bytes_read = reader.bytes_read
       summary.reconnections = stream.reconnections
+      try:
+        summary.server_hashes_verified = check_server_hashes(
+            url, stream.server_hashes, digest, reader.crc32c, reader.bytes_read)
+      except errors.ArchiveError as e:
+        raise errors.ArchiveError("{}; the {} files written under {} are not marked "
+                                  "complete".format(e, counts.written, experiment_dir)) from e
   summary.seconds = time.monotonic() - start
   summary.md5 = digest
   summary.members_written = counts.written
@@ -406,6 +505,7 @@ def download_experiment(experiment, dest, *, only="all", ratios=None, runs=None,
         "selected".format(url, _selection_text(summary.selection), counts.not_selected))
 
   prefix = experiment + "/"
+  _write_run_manifests(experiment_dir, counts.files, prefix, url)
   _write_marker(experiment_dir, archive, {
       "selection": summary.selection,
       "url": url,

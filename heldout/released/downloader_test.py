@@ -1,5 +1,6 @@
 """Tests of `download_experiment` against a local Range-capable HTTP server."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -8,6 +9,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from heldout import errors
+from heldout import manifest
 from heldout.released import byte_stream
 from heldout.released import downloader
 from heldout.released import testing_archive
@@ -60,7 +62,8 @@ class DownloaderTest(parameterized.TestCase):
 
   def _extracted(self):
     return [_EXP + "/" + r for r in testing_archive.list_files(os.path.join(self.dest, _EXP))
-            if r != downloader.MARKER_FILENAME]
+            if r != downloader.MARKER_FILENAME
+            and os.path.basename(r) != manifest.MANIFEST_FILENAME]
 
   def test_full_download(self):
     summary = self._download()
@@ -79,6 +82,16 @@ class DownloaderTest(parameterized.TestCase):
     self.assertEqual(entry["selection"], {"only": "all", "ratios": None, "runs": None})
     self.assertEqual(sorted(entry["files"]), [r[len(_EXP) + 1:] for r in expected])
     self.assertIn("MD5 verified", summary.describe())
+    # Each file's size and SHA-256, in the marker and in its run's manifest.
+    for rel in expected:
+      data = _read(os.path.join(self.src, rel))
+      record = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+      self.assertEqual(entry["files"][rel[len(_EXP) + 1:]], record)
+      ratio, run, name = rel[len(_EXP) + 1:].split("/", 2)
+      run_manifest = manifest.read_manifest(os.path.join(self.dest, _EXP, ratio, run))
+      self.assertEqual(run_manifest["files"][name], record)
+    self.assertEqual(manifest.check_run(os.path.join(self.dest, _EXP, "0.7", "2")).statuses,
+                     [manifest.OK])
 
   def test_selective_download_writes_only_the_selection(self):
     summary = self._download(only="aux_arrays", ratios="0.7", runs="1:3")
@@ -130,6 +143,12 @@ class DownloaderTest(parameterized.TestCase):
     self._download(only="checkpoints", ratios="0.5")
     self.assertLen(self.server.requests, n_requests + 1)
     self.assertLen(self._marker()["entries"], 2)
+    # The run manifests hold both selections' files.
+    run_dir = os.path.join(self.dest, _EXP, "0.5", "0")
+    self.assertLen(manifest.read_manifest(run_dir)["files"], 3)
+    self.assertEqual(manifest.check_run(run_dir).statuses, [manifest.OK])
+    self.assertEqual(list(manifest.read_manifest(os.path.join(
+        self.dest, _EXP, "0.7", "0"))["files"]), ["aux_arrays.npz"])
     # A deleted file makes the marked selection incomplete again.
     os.remove(os.path.join(self.dest, _EXP, "0.7", "2", "aux_arrays.npz"))
     summary = self._download(only="aux_arrays")
@@ -154,6 +173,82 @@ class DownloaderTest(parameterized.TestCase):
     self.assertIsNone(summary.md5_verified)
     self.assertEqual(summary.md5, self.md5)
     self.assertFalse(self._marker()["entries"][0]["md5_verified"])
+
+  def _assert_nothing_marked(self):
+    self.assertIsNone(self._marker())
+    for dirpath, _, names in os.walk(self.dest):
+      self.assertNotIn(manifest.MANIFEST_FILENAME, names, dirpath)
+
+  def _serve(self, data):
+    self.server.add_file(_URL_PATH, data)
+
+  def test_corrupted_middle_with_md5_skip_is_an_error(self):
+    middle = len(self.archive) // 2
+    self._serve(self.archive[:middle] + bytes(b ^ 0xff for b in self.archive[
+        middle:middle + 64]) + self.archive[middle + 64:])
+    with self.assertRaisesRegex(errors.ArchiveError, r"{}: {} archive, compressed "
+                                r"byte \d+: ".format(_URL_PATH, _EXP)):
+      self._download(md5="skip")
+    self._assert_nothing_marked()
+
+  def test_trailing_garbage_with_md5_skip_is_an_error(self):
+    self._serve(self.archive + b"garbage")
+    with self.assertRaisesRegex(errors.ArchiveError, "compressed byte {}: .*trailing "
+                                "garbage".format(len(self.archive))):
+      self._download(md5="skip")
+    self._assert_nothing_marked()
+
+  def test_repeated_member_is_refused(self):
+    rel = _EXP + "/0.7/0/aux_arrays.npz"
+    self._serve(testing_archive.pack_tar_gz(self.src, _EXP, extra_members=[
+        (rel, b"0123456789")]))
+    with self.assertRaisesRegex(errors.ArchiveError, "appears twice"):
+      self._download(md5="skip")
+    self._assert_nothing_marked()
+    self._assert_same_files([rel])
+
+  def test_two_member_gzip_extracts(self):
+    tar = gzip.decompress(self.archive)
+    data = gzip.compress(tar[:len(tar) // 3]) + gzip.compress(tar[len(tar) // 3:])
+    self._serve(data)
+    summary = self._download(md5=hashlib.md5(data).hexdigest())
+    self.assertEqual(self._extracted(), testing_archive.list_files(self.src))
+    self._assert_same_files(self._extracted())
+    self.assertTrue(summary.md5_verified)
+
+  def test_server_md5_header_is_checked(self):
+    self.server.set_goog_hash(_URL_PATH, md5=self.md5, crc32c=1)
+    summary = self._download(md5="skip")
+    self.assertEqual(summary.server_hashes_verified, ("md5",))  # The MD5 suffices.
+    self.assertIn("x-goog-hash md5", summary.describe())
+    os.remove(os.path.join(self.dest, _EXP, downloader.MARKER_FILENAME))
+    self.server.set_goog_hash(_URL_PATH, md5="0" * 32)
+    with self.assertRaisesRegex(errors.ArchiveError, "byte {} .*the server's x-goog-hash "
+                                "says 0{{32}}".format(len(self.archive))):
+      self._download(md5="skip")
+    self.assertIsNone(self._marker())
+
+  def test_server_crc32c_header_is_checked(self):
+    crc = byte_stream.crc32c_function()
+    self.assertIsNotNone(crc, "crcmod (installed with gsutil) is missing")
+    good = crc(self.archive, 0)
+    self.server.set_goog_hash(_URL_PATH, crc32c=good)
+    self.server.cut_connections(_URL_PATH, [len(self.archive) // 2])  # Resumed too.
+    summary = self._download(md5="skip")
+    self.assertEqual(summary.server_hashes_verified, ("crc32c",))
+    os.remove(os.path.join(self.dest, _EXP, downloader.MARKER_FILENAME))
+    self.server.set_goog_hash(_URL_PATH, crc32c=good ^ 1)
+    with self.assertRaisesRegex(errors.ArchiveError, "CRC32C of the stream is {:08x}, the "
+                                "server's x-goog-hash says {:08x}".format(good, good ^ 1)):
+      self._download(md5="skip")
+    self.assertIsNone(self._marker())
+
+  def test_keep_archive_checks_the_server_hash(self):
+    self.server.set_goog_hash(_URL_PATH, md5="0" * 32)
+    with self.assertRaisesRegex(errors.ArchiveError, "x-goog-hash"):
+      self._download(md5="skip", keep_archive=True)
+    self.assertTrue(os.path.exists(os.path.join(self.dest, _EXP + ".tar.gz.corrupt")))
+    self.assertIsNone(self._marker())
 
   def test_keep_archive_continues_part_file(self):
     split = len(self.archive) // 2

@@ -1,19 +1,21 @@
 """Streaming, selective and safe extraction of a released `.tar.gz`.
 
-The archive is read once, front to back (`tarfile` mode "r|gz"), and each
+The archive is read once, front to back (`tarfile` mode "r|" over a
+verifying gzip decompressor, `gzip_stream`), and each
 member is written while it streams past, so a selection (only the
 `aux_arrays.npz` files, some ratios, some runs) never needs the archive on
 disk. Every member is checked before anything is written: absolute paths,
 `..`, links that leave the destination and device files raise `ArchiveError`
 naming the member. Files are written under a temporary name and renamed when
-complete; a file already present with the member's size is left alone, so an
-interrupted extraction re-run later only writes what is missing.
+complete; a file already present with the member's size is compared with the
+member's data as it streams past and left alone when equal, so an interrupted
+extraction re-run later only writes what is missing or differs. A member that
+appears twice is refused, and every file's size and SHA-256 are recorded.
 """
 
 import dataclasses
 import os
 import posixpath
-import shutil
 import tarfile
 from typing import Optional, Tuple
 import uuid
@@ -21,7 +23,9 @@ import zlib
 
 from heldout import atomic
 from heldout import errors
+from heldout import manifest
 from heldout.readers import layout
+from heldout.released import gzip_stream
 
 ONLY_CHOICES = ("all", "aux_arrays", "checkpoints")
 
@@ -134,7 +138,8 @@ class ExtractCounts:
   not_selected: int = 0
   links_skipped: int = 0
   bytes_written: int = 0
-  files: dict = dataclasses.field(default_factory=dict)  # relpath -> size, selected files
+  # Archive path of each selected file -> {"size": bytes, "sha256": hex}.
+  files: dict = dataclasses.field(default_factory=dict)
 
 
 def _member_parts(name):
@@ -233,16 +238,138 @@ def _remove_stale_temps(path):
         pass
 
 
-def _write_file(tar, member, path):
-  _remove_stale_temps(path)
-  source = tar.extractfile(member)
-  with atomic.atomic_open(path, "wb") as f:
-    shutil.copyfileobj(source, f, _COPY_CHUNK)
-    written = f.tell()
-  if written != member.size:
+def _copy(source, f, digest):
+  """Copies `source` to `f` to its end, feeding `digest`; returns the bytes copied."""
+  copied = 0
+  while True:
+    chunk = source.read(_COPY_CHUNK)
+    if not chunk:
+      return copied
+    digest.update(chunk)
+    f.write(chunk)
+    copied += len(chunk)
+
+
+def _check_size(member, read):
+  if read != member.size:
     raise errors.ArchiveError("archive member {!r}: expected {} bytes, read {}".format(
-        member.name, member.size, written))
+        member.name, member.size, read))
+
+
+def _write_file(tar, member, path):
+  """Writes the member's data to `path` (atomically); returns its checksum (hex)."""
+  _remove_stale_temps(path)
+  digest = manifest.new_digest()
+  with atomic.atomic_open(path, "wb") as f:
+    _check_size(member, _copy(tar.extractfile(member), f, digest))
   os.chmod(path, 0o644)
+  return digest.hexdigest()
+
+
+def _confirm_or_write(tar, member, path):
+  """Compares an existing file of the member's size with the member's data.
+
+  The data streams past once: while it equals the file nothing is written;
+  at the first difference the file is rewritten (the equal prefix copied from
+  the file, the rest from the stream), so a damaged file is repaired by a re-run.
+
+  Returns:
+    `(checksum hex, whether the file was rewritten)`.
+  """
+  source = tar.extractfile(member)
+  digest = manifest.new_digest()
+  matched = 0
+  with open(path, "rb") as existing:
+    while True:
+      chunk = source.read(_COPY_CHUNK)
+      if not chunk:
+        _check_size(member, matched)
+        return digest.hexdigest(), False
+      if existing.read(len(chunk)) != chunk:
+        break
+      digest.update(chunk)
+      matched += len(chunk)
+    _remove_stale_temps(path)
+    with atomic.atomic_open(path, "wb") as f:
+      existing.seek(0)
+      for _ in range(0, matched, _COPY_CHUNK):  # Equal to the stream: already hashed.
+        f.write(existing.read(min(_COPY_CHUNK, matched - f.tell())))
+      digest.update(chunk)
+      f.write(chunk)
+      _check_size(member, matched + len(chunk) + _copy(source, f, digest))
+  os.chmod(path, 0o644)
+  return digest.hexdigest(), True
+
+
+class _RecordingReader:
+  """Passes reads through, keeping the last `keep` bytes returned.
+
+  `tarfile` buffers ahead of the header it stopped at; this window lets the
+  end-of-archive check see those bytes without reaching into `tarfile`.
+  """
+
+  def __init__(self, fileobj, keep):
+    self._f = fileobj
+    self._keep = keep
+    self._chunks = []
+    self._held = 0
+    self.delivered = 0
+
+  def readable(self):
+    return True
+
+  def read(self, size=-1):
+    data = self._f.read(size)
+    if data:
+      self.delivered += len(data)
+      self._chunks.append(data)
+      self._held += len(data)
+      while self._chunks and self._held - len(self._chunks[0]) >= self._keep:
+        self._held -= len(self._chunks.pop(0))
+    return data
+
+  def since(self, offset):
+    """The bytes returned from `offset` on (within the window)."""
+    start = self.delivered - self._held
+    if offset < start:
+      raise errors.ArchiveError(
+          "internal: tar stopped at byte {}, before the kept window from {}".format(
+              offset, start))
+    return b"".join(self._chunks)[offset - start:]
+
+
+def _check_end_of_archive(tar, feed, gz, label, last_member):
+  """Reads the rest of the stream: from where `tarfile` stopped, only zeros.
+
+  `tarfile` ends its member list without an error at a damaged header (after
+  the first) or a truncated one, as at the end-of-archive marker (two zero
+  blocks); telling them apart needs the bytes it stopped at.
+  """
+  end = tar.offset
+  after = " after member {!r}".format(last_member) if last_member else ""
+  zeros = 0
+  data = feed.since(end)
+  while data:
+    stripped = data.lstrip(b"\0")
+    if stripped:
+      at = end + zeros + len(data) - len(stripped)
+      if at < end + 2 * tarfile.BLOCKSIZE:
+        raise errors.ArchiveError(
+            "{}, compressed byte {}: damaged tar header at uncompressed byte {}{}: "
+            "the archive is corrupt".format(
+                label, gz.compressed_offset,
+                end + (at - end) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE, after))
+      raise errors.ArchiveError(
+          "{}, compressed byte {}: non-zero data at uncompressed byte {}, after the "
+          "tar end-of-archive marker at byte {}{}".format(
+              label, gz.compressed_offset, at, end, after))
+    zeros += len(data)
+    data = gz.read(_COPY_CHUNK)
+  if zeros < 2 * tarfile.BLOCKSIZE:
+    raise errors.ArchiveError(
+        "{}, compressed byte {}: the tar data ends at uncompressed byte {} without an "
+        "end-of-archive marker (two zero blocks){}: the archive is truncated".format(
+            label, gz.compressed_offset, end + zeros, after))
 
 
 def _replace_with_link(path, make_link):
@@ -255,6 +382,10 @@ def _replace_with_link(path, make_link):
 def extract_stream(fileobj, dest, experiment, selection, bufsize=1 << 20):
   """Extracts the selected members of a `.tar.gz` read once from `fileobj`.
 
+  The stream is decompressed by `gzip_stream.GzipStreamReader` (every gzip
+  member's CRC32 and size checked, concatenated members accepted) and read to
+  its end: after the tar end-of-archive marker only zeros may follow.
+
   Args:
     fileobj: the compressed archive, read sequentially (`read(size)` only).
     dest: the folder that receives `<experiment>/...`.
@@ -263,37 +394,58 @@ def extract_stream(fileobj, dest, experiment, selection, bufsize=1 << 20):
     bufsize: read size of the tar reader.
 
   Returns:
-    `ExtractCounts`.
+    `ExtractCounts`; `files` maps each selected file's archive path to
+    `{"size": bytes, "sha256": hex}` of the data the archive holds.
 
   Raises:
-    ArchiveError: for an unsafe member (see `check_member`), a truncated
-      member, or a stream that is not a gzip-compressed tar.
+    ArchiveError: for an unsafe member (see `check_member`), a member that
+      appears twice, a truncated member, a stream that is not a gzip-compressed
+      tar, a gzip member whose data does not match its trailer, a damaged tar
+      header, or non-zero data after the end-of-archive marker; the message
+      names the byte offset. Files already written stay (each complete, as
+      the archive has them up to the damage; a re-run compares them with the
+      stream again), but the caller must not mark anything complete.
   """
   dest = os.path.abspath(dest)
   os.makedirs(dest, exist_ok=True)
   counts = ExtractCounts()
+  label = "{} archive".format(experiment)
+  gz = gzip_stream.GzipStreamReader(fileobj, name=label, read_size=bufsize)
+  feed = _RecordingReader(gz, keep=2 * bufsize + 4 * tarfile.BLOCKSIZE)
+  seen = {}
+  last_member = None
   try:
-    with tarfile.open(fileobj=fileobj, mode="r|gz", bufsize=bufsize) as tar:
+    with tarfile.open(fileobj=feed, mode="r|", bufsize=bufsize) as tar:
       for member in tar:
         parts = check_member(member, dest, experiment)
         if member.isdir() or not parts:
           continue
+        relpath = posixpath.join(*parts)
+        if relpath in seen:
+          raise errors.ArchiveError(
+              "{}: member {!r} appears twice (tar headers at uncompressed bytes {} "
+              "and {}); refusing the second copy: the archive is not what was "
+              "published".format(label, member.name, seen[relpath], member.offset))
+        seen[relpath] = member.offset
+        last_member = member.name
         if not selection.matches(parts):
           counts.not_selected += 1
           continue
         path = os.path.join(dest, *parts)
-        relpath = posixpath.join(*parts)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         _check_real_parent(path, dest, member.name)
         if member.isreg():
           if (os.path.isfile(path) and not os.path.islink(path)
               and os.path.getsize(path) == member.size):
-            counts.skipped_existing += 1
+            checksum, rewritten = _confirm_or_write(tar, member, path)
           else:
-            _write_file(tar, member, path)
+            checksum, rewritten = _write_file(tar, member, path), True
+          if rewritten:
             counts.written += 1
             counts.bytes_written += member.size
-          counts.files[relpath] = member.size
+          else:
+            counts.skipped_existing += 1
+          counts.files[relpath] = manifest.file_record(member.size, checksum)
         elif member.issym():
           if os.path.islink(path) and os.readlink(path) == member.linkname:
             counts.skipped_existing += 1
@@ -301,7 +453,8 @@ def extract_stream(fileobj, dest, experiment, selection, bufsize=1 << 20):
             _replace_with_link(path, lambda tmp, m=member: os.symlink(m.linkname, tmp))
             counts.written += 1
         elif member.islnk():
-          source = os.path.join(dest, *_member_parts(member.linkname))
+          source_parts = _member_parts(member.linkname)
+          source = os.path.join(dest, *source_parts)
           if not os.path.isfile(source):
             counts.links_skipped += 1
             continue
@@ -310,8 +463,11 @@ def extract_stream(fileobj, dest, experiment, selection, bufsize=1 << 20):
           else:
             _replace_with_link(path, lambda tmp, s=source: os.link(s, tmp))
             counts.written += 1
-          counts.files[relpath] = os.path.getsize(path)
+          record = counts.files.get(posixpath.join(*source_parts))
+          counts.files[relpath] = record or manifest.hash_file(path)
+      _check_end_of_archive(tar, feed, gz, label, last_member)
   except (tarfile.TarError, EOFError, zlib.error) as e:
-    raise errors.ArchiveError("{} archive: {}: {}".format(
-        experiment, type(e).__name__, e)) from e
+    raise errors.ArchiveError("{}, compressed byte {}: {}: {} ({} uncompressed bytes "
+                              "read)".format(label, gz.compressed_offset, type(e).__name__,
+                                             e, feed.delivered)) from e
   return counts

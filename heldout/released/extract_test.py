@@ -1,11 +1,14 @@
 """Tests of the streaming, selective, safe tar extraction."""
 
+import gzip
+import hashlib
 import io
 import os
 import tarfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import numpy as np
 
 from heldout import errors
 from heldout.released import extract
@@ -29,6 +32,13 @@ def _fake_checkpoints(root):
 def _read(path):
   with open(path, "rb") as f:
     return f.read()
+
+
+def _end_of_archive(tar):
+  """The offset of the end-of-archive marker in an uncompressed tar."""
+  with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as t:
+    t.getmembers()
+    return t.offset
 
 
 class SelectionTest(parameterized.TestCase):
@@ -132,23 +142,35 @@ class ExtractTest(parameterized.TestCase):
     for rel in expected:
       self.assertEqual(_read(os.path.join(self.dest, rel)), _read(os.path.join(self.src, rel)))
 
-  def test_existing_file_of_right_size_is_not_rewritten(self):
+  def test_existing_files_are_compared_and_only_differing_ones_rewritten(self):
     self._extract()
     rel = "{}/0.7/1/checkpoints/ckpt-7.index".format(_EXP)
     path = os.path.join(self.dest, rel)
-    same_size = b"x" * os.path.getsize(path)
+    flipped = bytearray(_read(path))
+    flipped[len(flipped) // 2] ^= 0x01
     with open(path, "wb") as f:
-      f.write(same_size)
+      f.write(flipped)  # Same size, one bit differs.
     other = os.path.join(self.dest, _EXP, "0.5", "0", "aux_arrays.npz")
     with open(other, "wb") as f:
       f.write(b"truncated")
     os.remove(os.path.join(self.dest, _EXP, "0.5", "1", "aux_arrays.npz"))
+    untouched = os.path.join(self.dest, _EXP, "0.7", "2", "aux_arrays.npz")
+    inode = os.stat(untouched).st_ino
     counts = self._extract()
-    self.assertEqual(_read(path), same_size)  # Same size: left alone.
-    self.assertEqual(_read(other), _read(os.path.join(self.src, _EXP, "0.5", "0",
-                                                      "aux_arrays.npz")))
-    self.assertEqual(counts.written, 2)
-    self.assertEqual(counts.skipped_existing, 13)
+    for rel in testing_archive.list_files(self.src):
+      self.assertEqual(_read(os.path.join(self.dest, rel)), _read(os.path.join(self.src, rel)))
+    self.assertEqual(os.stat(untouched).st_ino, inode)  # Equal: not rewritten.
+    self.assertEqual(counts.written, 3)
+    self.assertEqual(counts.skipped_existing, 12)
+
+  def test_every_file_is_recorded_with_its_size_and_sha256(self):
+    counts = self._extract(only="aux_arrays")
+    self.assertLen(counts.files, 5)
+    for rel, record in counts.files.items():
+      data = _read(os.path.join(self.src, rel))
+      self.assertEqual(record, {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    self._extract()  # Again, now confirming the existing files: the same records.
+    self.assertEqual(self._extract().files[rel], record)
 
   def test_stale_temporary_files_are_removed(self):
     folder = os.path.join(self.dest, _EXP, "0.5", "0")
@@ -259,6 +281,91 @@ class ExtractTest(parameterized.TestCase):
   def test_not_a_gzip(self):
     with self.assertRaisesRegex(errors.ArchiveError, _EXP + " archive"):
       self._extract(b"this is not a tar.gz archive at all" * 100)
+
+  def _tar_bytes(self, extra_members=()):
+    """The uncompressed tar of the source tree (as `pack_tar_gz` packs it)."""
+    return gzip.decompress(testing_archive.pack_tar_gz(self.src, _EXP, extra_members))
+
+  def test_corrupted_middle_of_the_compressed_stream_is_an_error(self):
+    # Checkpoint data that compresses poorly, so the middle of the stream is
+    # inside member data, not only in headers.
+    rng = np.random.default_rng(0)
+    folder = os.path.join(self.src, _EXP, "0.7", "2", "checkpoints")
+    with open(os.path.join(folder, "ckpt-7.data-00000-of-00001"), "wb") as f:
+      f.write(rng.integers(0, 4, size=200_000, dtype=np.uint8).tobytes())
+    good = testing_archive.pack_tar_gz(self.src, _EXP)
+    middle = len(good) // 2
+    bad = good[:middle] + bytes(b ^ 0xff for b in good[middle:middle + 64]) + good[
+        middle + 64:]
+    with self.assertRaisesRegex(errors.ArchiveError,
+                                r"cifar10-inception archive, compressed byte \d+: "):
+      self._extract(bad)
+    self.assertFalse([n for n in self._all_names() if ".tmp-" in n])
+
+  def test_crc_mismatch_in_the_trailer_is_an_error(self):
+    # The deflate data intact, the trailer's CRC32 wrong: only the trailer
+    # check can catch it.
+    bad = bytearray(self.archive)
+    bad[-8] ^= 0x01
+    with self.assertRaisesRegex(errors.ArchiveError,
+                                "compressed byte {}: .*CRC32 of the decompressed "
+                                "data".format(len(bad) - 8)):
+      self._extract(bytes(bad))
+
+  @parameterized.named_parameters(
+      ("garbage_after_gzip", lambda gz, tar: gz + b"GARBAGE", "trailing garbage"),
+      ("zero_padding_then_garbage", lambda gz, tar: gz + b"\0" * 100 + b"x",
+       "trailing garbage"),
+      ("data_after_tar_end", lambda gz, tar: gzip.compress(tar + b"more data"),
+       "after the tar end-of-archive marker"),
+      ("garbage_member_after_tar_end",
+       lambda gz, tar: gz + gzip.compress(b"\0" * 1024 + b"x"),
+       "after the tar end-of-archive marker"),
+      ("no_end_of_archive_marker",
+       lambda gz, tar: gzip.compress(tar[:_end_of_archive(tar)]),
+       "without an end-of-archive marker"),
+      ("lone_zero_block",
+       lambda gz, tar: gzip.compress(tar[:_end_of_archive(tar) + 512]),
+       "without an end-of-archive marker"))
+  def test_trailing_data_is_an_error(self, make, pattern):
+    tar = self._tar_bytes()
+    with self.assertRaisesRegex(errors.ArchiveError, pattern):
+      self._extract(make(self.archive, tar))
+
+  def test_damaged_tar_header_inside_a_valid_gzip_is_an_error(self):
+    # tarfile alone ends the member list silently at a damaged header that is
+    # not the first; the gzip layer is intact here, so only the end-of-archive
+    # check can tell.
+    tar = bytearray(self._tar_bytes())
+    with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r:") as t:
+      third = t.getmembers()[2].offset
+    tar[third:third + 8] = b"damaged!"
+    with tarfile.open(fileobj=io.BytesIO(gzip.compress(bytes(tar))), mode="r|gz") as t:
+      self.assertLen(list(t), 2)  # What tarfile does alone: no error.
+    with self.assertRaisesRegex(errors.ArchiveError,
+                                "damaged tar header at uncompressed byte {}".format(third)):
+      self._extract(gzip.compress(bytes(tar)))
+
+  def test_zero_padding_after_the_stream_is_accepted(self):
+    counts = self._extract(self.archive + b"\0" * 4096)
+    self.assertEqual(counts.written, 15)
+
+  def test_concatenated_gzip_members_extract(self):
+    tar = self._tar_bytes()
+    cuts = (0, 1000, len(tar) // 2, len(tar))  # Members end mid-header and mid-file.
+    data = b"".join(gzip.compress(tar[a:b]) for a, b in zip(cuts, cuts[1:]))
+    counts = self._extract(data)
+    self.assertEqual(counts.written, 15)
+    for rel in testing_archive.list_files(self.src):
+      self.assertEqual(_read(os.path.join(self.dest, rel)), _read(os.path.join(self.src, rel)))
+
+  def test_repeated_member_is_refused(self):
+    rel = _EXP + "/0.7/0/aux_arrays.npz"
+    data = testing_archive.pack_tar_gz(self.src, _EXP, extra_members=[
+        (rel, b"0123456789")])
+    with self.assertRaisesRegex(errors.ArchiveError, "'{}' appears twice".format(rel)):
+      self._extract(data)
+    self.assertEqual(_read(os.path.join(self.dest, rel)), _read(os.path.join(self.src, rel)))
 
 
 if __name__ == "__main__":

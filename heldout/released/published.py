@@ -167,7 +167,8 @@ class PublishedScores:
   """One published value per example.
 
   Attributes:
-    kind: "cscore" or "memorization".
+    kind: "cscore", "memorization" or "samis"
+      (`heldout.released.samis_scores`).
     values: [n] float64.
     index: [n] int64 example id of each value, or None when the examples are
       identified by `filenames` only (ImageNet C-scores before alignment).
@@ -175,7 +176,8 @@ class PublishedScores:
     filenames: [n] str, or None.
     order: how `index` numbers examples: "original" (the original CIFAR
       files), "file" (positions in the published file, order not documented),
-      "imagenet_index" (imagenet_index.npz), or "filename" (no index yet).
+      "imagenet_index" (imagenet_index.npz), "filename" (no index yet), or
+      "tfds" (TFDS positions, `samis_scores.to_tfds_order`).
     path: the file read.
   """
   kind: str

@@ -3,9 +3,11 @@
 Stands in for storage.googleapis.com: serves in-memory files on 127.0.0.1 at
 an OS-chosen port, answers `Range: bytes=<a>-[<b>]` with 206 and
 Content-Range, and can drop the connection after a given number of body bytes
-on chosen requests (to test resumption). Records every request it saw.
+on chosen requests (to test resumption), and can send GCS's `x-goog-hash`
+checksum headers (right or wrong ones). Records every request it saw.
 """
 
+import base64
 import dataclasses
 import hashlib
 import http.server
@@ -77,6 +79,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self.send_header("ETag", '"{}"'.format(hashlib.md5(data).hexdigest()))
     if status == 206:
       self.send_header("Content-Range", "bytes {}-{}/{}".format(start, end, size))
+    for value in server.goog_hashes.get(path, ()):
+      self.send_header("x-goog-hash", value)
     self.end_headers()
     if not send_body:
       return
@@ -114,6 +118,7 @@ class RangeHTTPServer:
       and drops the connection after that many body bytes.
     requests: `RequestRecord` of every request, in order.
     honour_ranges: when False, Range headers are ignored (plain 200).
+    goog_hashes: URL path -> `x-goog-hash` header values sent with it.
   """
 
   def __init__(self):
@@ -121,11 +126,21 @@ class RangeHTTPServer:
     self.cuts: Dict[str, List[int]] = {}
     self.requests: List[RequestRecord] = []
     self.honour_ranges = True
+    self.goog_hashes: Dict[str, List[str]] = {}
     self._httpd = None
     self._thread = None
 
   def add_file(self, path, data):
     self.files[path] = bytes(data)
+
+  def set_goog_hash(self, path, md5=None, crc32c=None):
+    """Sends `x-goog-hash` headers with `path`: `md5` (hex), `crc32c` (int)."""
+    values = []
+    if crc32c is not None:
+      values.append("crc32c=" + base64.b64encode(crc32c.to_bytes(4, "big")).decode())
+    if md5 is not None:
+      values.append("md5=" + base64.b64encode(bytes.fromhex(md5)).decode())
+    self.goog_hashes[path] = values
 
   def cut_connections(self, path, after_bytes):
     """Drops the next GETs of `path` after `after_bytes[i]` body bytes each."""
@@ -144,6 +159,7 @@ class RangeHTTPServer:
     httpd.requests = self.requests
     httpd.lock = threading.Lock()
     httpd.honour_ranges = True
+    httpd.goog_hashes = self.goog_hashes
     self._httpd = httpd
     self._thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -1,15 +1,21 @@
 """First-split learning time and second-split forgetting time (Maini et al. 2022).
 
-Protocol (`run_two_phases`): split the training examples at random into
-halves A and B. Phase 1 trains on A until it is fit (at most `max_epochs`;
-stop after `patience` consecutive epochs at 100% accuracy on A), recording
-A's correctness after every epoch. Phase 2 continues training the same model
-(weights and optimizer state) on B only for `second_epochs` epochs,
-recording A's correctness after every epoch. Then the roles swap (a fresh
-model) to score B. Correctness is measured in inference mode, no
-augmentation.
+Protocol (`run_two_phases`), as SSFT's code (`pratyushmaini/ssft`,
+`train.py` and `utils.train`) runs it: split the training examples at random
+into halves A and B. Phase 1 trains a fresh model on A for at most
+`max_epochs` epochs, recording A's correctness after every epoch. Phase 2
+continues the same weights on B only with a fresh optimizer (momentum
+zeroed) and the learning-rate schedule started again from step 0, for at
+most `second_epochs` epochs, recording A's correctness after every epoch.
+Both phases end early once `patience` epochs (counted over the phase, not
+necessarily consecutive: the code's counter is never reset) had 100%
+training accuracy, measured as the code does: the training step's own
+predictions on each minibatch (training mode, before the update). Then the
+roles swap (a fresh model) to score B. The recorded correctness is measured
+in inference mode, no augmentation.
 
-Times, with phase epochs numbered 1..E (correctness after that epoch):
+Times, with phase epochs numbered 1..E (correctness after that epoch, E the
+epochs the phase actually ran):
 
 - FSLT(i) = the first epoch e* of phase 1 with acc_i^e = 1 for all e >= e*,
   i.e. 1 + the last epoch at which i was incorrect (1 if always correct);
@@ -85,30 +91,44 @@ class TwoPhaseResult:
     fslt: [n] int64 first-split learning time (of its half in phase 1).
     ssft: [n] int64 second-split forgetting time.
     first_epochs: [n] int64 phase-1 epochs trained for the example's half.
-    second_epochs: phase-2 epochs.
+    second_epochs: [n] int64 phase-2 epochs trained after the example's
+      half was fit (SSFT = this + 1 means never forgotten).
   """
   index: np.ndarray
   fslt: np.ndarray
   ssft: np.ndarray
   first_epochs: np.ndarray
-  second_epochs: int
+  second_epochs: np.ndarray
 
 
 class _Fitted(Exception):
-  """Raised by `_UntilFit` to end phase 1."""
+  """Raised by `_UntilFit` to end a phase."""
 
 
 class _UntilFit(forgetting.EpochCorrectnessCallback):
-  """Records correctness; ends training after `patience` epochs at 100%."""
+  """Records `ids`' correctness after every epoch; ends the phase once fit.
+
+  Fit as SSFT's code decides it: the phase ends after the `patience`-th
+  epoch (counted over the phase) whose training steps predicted every
+  example of their minibatches right.
+  """
 
   def __init__(self, split, ids, patience):
     super().__init__(split, ids)
     self.patience = patience
+    self.fit_epochs = 0
+    self._wrong = 0
+
+  def on_batch_end(self, epoch, step, index, per_example_loss, correct):
+    del epoch, step, index, per_example_loss
+    self._wrong += int(np.size(correct) - np.count_nonzero(correct))
 
   def on_epoch_end(self, epoch, trainer):
     super().on_epoch_end(epoch, trainer)
-    recent = self.masks[-self.patience:]
-    if len(recent) == self.patience and all(m.all() for m in recent):
+    if self._wrong == 0:
+      self.fit_epochs += 1
+    self._wrong = 0
+    if self.fit_epochs == self.patience:
       raise _Fitted()
 
 
@@ -120,21 +140,32 @@ def split_halves(ids, seed) -> Tuple[np.ndarray, np.ndarray]:
   return np.sort(ids[perm[:half]]), np.sort(ids[perm[half:]])
 
 
-def _phases(trainer: loop.Trainer, split, first, second, seed, max_epochs,
-            patience, second_epochs):
-  """Trains on `first` until fit, then on `second`; (FSLT, SSFT, epochs)."""
-  trainer.reset(seed)
-  until_fit = _UntilFit(split, first, patience)
+def _train_until_fit(trainer, split, train_ids, seed, epochs, record_ids,
+                     patience):
+  """One phase; returns the [epochs run, len(record_ids)] correctness masks."""
+  until_fit = _UntilFit(split, record_ids, patience)
   try:
-    trainer.fit(split, first, seed, epochs=max_epochs, callbacks=[until_fit])
+    trainer.fit(split, train_ids, seed, epochs=epochs, callbacks=[until_fit])
   except _Fitted:
     pass
-  fslt = first_split_learning_time(np.stack(until_fit.masks))
-  trained = int(trainer.epoch.numpy())
-  after = forgetting.EpochCorrectnessCallback(split, first)
-  trainer.fit(split, second, seed + 1_000_003, epochs=trained + second_epochs,
-              callbacks=[after])
-  return fslt, second_split_forgetting_time(np.stack(after.masks)), trained
+  return np.stack(until_fit.masks)
+
+
+def _phases(trainer: loop.Trainer, split, first, second, seed, max_epochs,
+            patience, second_epochs):
+  """Trains on `first` until fit, then on `second`.
+
+  Returns:
+    (FSLT, SSFT, phase-1 epochs, phase-2 epochs) of `first`'s examples.
+  """
+  trainer.reset(seed)
+  learn = _train_until_fit(trainer, split, first, seed, max_epochs, first,
+                           patience)
+  trainer.start_new_phase()
+  forget = _train_until_fit(trainer, split, second, seed + 1_000_003,
+                            second_epochs, first, patience)
+  return (first_split_learning_time(learn),
+          second_split_forgetting_time(forget), len(learn), len(forget))
 
 
 def run_two_phases(trainer: loop.Trainer, split, seed: int,
@@ -143,12 +174,14 @@ def run_two_phases(trainer: loop.Trainer, split, seed: int,
   """Both halves' FSLT and SSFT for one seed (see the module doc).
 
   Args:
-    trainer: a `train.loop.Trainer` (reset for each half).
+    trainer: a `train.loop.Trainer` (reset for each half; its
+      `start_new_phase` between the phases).
     split: the training `SplitData`.
     seed: the seed of the split into halves and of training.
     max_epochs: phase-1 epoch limit.
-    patience: phase 1 ends after this many consecutive epochs at 100%.
-    second_epochs: phase-2 epochs.
+    patience: each phase ends after this many epochs at 100% training
+      accuracy (see the module doc).
+    second_epochs: phase-2 epoch limit.
     ids: the examples to use (default: all).
 
   Returns:
@@ -160,20 +193,24 @@ def run_two_phases(trainer: loop.Trainer, split, seed: int,
                                                        second_epochs))
   ids = split.index if ids is None else ids
   a, b = split_halves(ids, seed)
-  fslt_a, ssft_a, epochs_a = _phases(trainer, split, a, b, seed, max_epochs,
-                                     patience, second_epochs)
-  fslt_b, ssft_b, epochs_b = _phases(trainer, split, b, a, seed + 500_009,
-                                     max_epochs, patience, second_epochs)
+  fslt_a, ssft_a, first_a, second_a = _phases(
+      trainer, split, a, b, seed, max_epochs, patience, second_epochs)
+  fslt_b, ssft_b, first_b, second_b = _phases(
+      trainer, split, b, a, seed + 500_009, max_epochs, patience,
+      second_epochs)
   index = np.concatenate([a, b])
   order = np.argsort(index)
-  first_epochs = np.concatenate([np.full(len(a), epochs_a),
-                                 np.full(len(b), epochs_b)])
+
+  def per_half(value_a, value_b):
+    return np.concatenate([np.full(len(a), value_a),
+                           np.full(len(b), value_b)])[order].astype(np.int64)
+
   return TwoPhaseResult(
       index=index[order],
       fslt=np.concatenate([fslt_a, fslt_b])[order],
       ssft=np.concatenate([ssft_a, ssft_b])[order],
-      first_epochs=first_epochs[order].astype(np.int64),
-      second_epochs=int(second_epochs))
+      first_epochs=per_half(first_a, first_b),
+      second_epochs=per_half(second_a, second_b))
 
 
 def two_phase_scores(runs: Sequence[TwoPhaseResult], args=None

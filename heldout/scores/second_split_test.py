@@ -44,7 +44,10 @@ class Counter:
 class ScriptedTrainer:
   """Stands in for `train.loop.Trainer`: correctness from a rule, not a model.
 
-  Example i is correct after global epoch e when `rule(i, e, phase_ids)`.
+  Example i is correct after `t` epochs since `reset` (both phases counted)
+  when `rule(i, t, training_on)`; a training step predicts example i with
+  the model of before its epoch, so right when `rule(i, t, training_on)` of
+  the epochs done before it.
   """
 
   def __init__(self, rule):
@@ -54,7 +57,12 @@ class ScriptedTrainer:
   def reset(self, seed):
     del seed
     self._epoch = 0
+    self._clock = 0
     self._training_on = None
+
+  def start_new_phase(self):
+    self.fits.append("new phase")
+    self._epoch = 0
 
   @property
   def epoch(self):
@@ -65,14 +73,19 @@ class ScriptedTrainer:
     self._training_on = np.asarray(subset_ids)
     self.fits.append((len(subset_ids), self._epoch, epochs))
     for e in range(self._epoch, epochs):
+      correct = np.array([self.rule(int(i), self._clock, self._training_on)
+                          for i in self._training_on], bool)
+      for cb in callbacks:
+        cb.on_batch_end(e, e + 1, self._training_on, None, correct)
       self._epoch = e + 1
+      self._clock += 1
       for cb in callbacks:
         cb.on_epoch_end(e, self)
 
   def evaluate(self, split, ids=None, batch_size=None):
     del split, batch_size
     ids = np.asarray(ids)
-    return ids, np.array([self.rule(int(i), self._epoch, self._training_on)
+    return ids, np.array([self.rule(int(i), self._clock, self._training_on)
                           for i in ids], bool)
 
 
@@ -130,27 +143,50 @@ class ProtocolTest(absltest.TestCase):
     trainer = ScriptedTrainer(scripted)
     split = Split(20)
     result = second_split.run_two_phases(trainer, split, seed=0, max_epochs=10,
-                                         patience=2, second_epochs=4)
+                                         patience=2, second_epochs=7)
     np.testing.assert_array_equal(result.index, np.arange(20))
-    a, b = second_split.split_halves(np.arange(20), 0)
-    for half in (a, b):
-      # Everything in the half is right from epoch 4 on: 100% at epochs 4
-      # and 5, so phase 1 stops after epoch 5 (patience 2).
-      self.assertTrue((result.first_epochs[half] == 5).all())
+    # Every example of the half is right after 4 epochs, so the training
+    # steps of epochs 5 and 6 predict all right: phase 1 stops after 6
+    # (patience 2). Phase 2 trains on the other half, fit from its first
+    # epoch on, so it stops after 2.
+    np.testing.assert_array_equal(result.first_epochs, np.full(20, 6))
+    np.testing.assert_array_equal(result.second_epochs, np.full(20, 2))
     # FSLT = 1 + i % 4 (learned then, never wrong again); phase 2: right for
-    # i % 3 more epochs, so the last right epoch is i % 3 and SSFT = 1 + i % 3.
+    # i % 3 more epochs, so SSFT = 1 + i % 3 (3 = E + 1: never forgotten in
+    # the 2 epochs of phase 2).
     np.testing.assert_array_equal(result.fslt, 1 + np.arange(20) % 4)
     np.testing.assert_array_equal(result.ssft, 1 + np.arange(20) % 3)
-    self.assertEqual([f[0] for f in trainer.fits], [10, 10, 10, 10])
-    self.assertEqual([f[2] for f in trainer.fits], [10, 9, 10, 9])
+    # Phase 2 starts a new optimizer and schedule: epoch 0 to second_epochs.
+    self.assertEqual(trainer.fits, [(10, 0, 10), "new phase", (10, 0, 7)] * 2)
     with self.assertRaisesRegex(ValueError, "must be positive"):
       second_split.run_two_phases(trainer, split, 0, second_epochs=0)
 
+  def test_fit_epochs_need_not_be_consecutive(self):
+    # SSFT's code counts epochs at 100% training accuracy over the phase and
+    # never resets the count: here the training steps are all right in
+    # epochs 2, 4 and 6 only, so patience 3 stops phase 1 after epoch 6.
+    def alternating(i, epoch, training_on):
+      if i in training_on:
+        return epoch % 2 == 1
+      return False
+
+    trainer = ScriptedTrainer(alternating)
+    result = second_split.run_two_phases(trainer, Split(6), seed=1,
+                                         max_epochs=20, patience=3,
+                                         second_epochs=4)
+    np.testing.assert_array_equal(result.first_epochs, np.full(6, 6))
+    # Phase 2: its steps are all right in epochs 2 and 4 only, so it runs
+    # its 4 epochs; the first half is wrong after each of them: SSFT = 1.
+    np.testing.assert_array_equal(result.second_epochs, np.full(6, 4))
+    np.testing.assert_array_equal(result.ssft, np.ones(6))
+
   def test_scores_over_seeds(self):
     runs = [second_split.TwoPhaseResult(np.arange(3), np.array([1, 2, 3]),
-                                        np.array([2, 4, 6]), np.full(3, 5), 6),
+                                        np.array([2, 4, 6]), np.full(3, 5),
+                                        np.full(3, 6)),
             second_split.TwoPhaseResult(np.arange(3), np.array([3, 2, 1]),
-                                        np.array([4, 4, 4]), np.full(3, 5), 6)]
+                                        np.array([4, 4, 4]), np.full(3, 5),
+                                        np.full(3, 6))]
     scores = second_split.two_phase_scores(runs, {"seeds": [0, 1]})
     self.assertEqual(scores.method, "ssft")
     np.testing.assert_allclose(scores.values, [3, 4, 5])
@@ -177,7 +213,7 @@ class DigitsTest(absltest.TestCase):
                                          patience=3, second_epochs=5)
     self.assertTrue((result.fslt >= 1).all() and
                     (result.fslt <= result.first_epochs + 1).all())
-    self.assertTrue((result.ssft >= 1).all() and (result.ssft <= 6).all())
+    self.assertTrue((result.ssft >= 1).all() and (result.ssft <= result.second_epochs + 1).all())
     scores = second_split.two_phase_scores([result])
     # Low SSFT = likely mislabeled: the corrupted examples among the 20% of
     # lowest SSFT (ties broken by id; random: 20%). Measured: 100% (phase 1

@@ -6,6 +6,7 @@ from train.configs import cifar100
 from train.configs import data_diet
 from train.configs import digits
 from train.configs import mnist
+from train.configs import samis
 from train.configs import ssft
 from train.configs.base import TrainConfig
 
@@ -16,7 +17,8 @@ CONFIGS = {
         cifar10.CONFIG, cifar10.SMALL,
         cifar100.CONFIG, cifar100.SMALL,
         data_diet.CIFAR10, data_diet.CIFAR100, data_diet.DIGITS,
-        ssft.CIFAR10, ssft.CIFAR100, ssft.MNIST, ssft.DIGITS)
+        ssft.CIFAR10, ssft.CIFAR100, ssft.MNIST, ssft.DIGITS,
+        samis.CIFAR10, samis.CIFAR100, samis.DIGITS)
 }
 
 # Dataset name -> its default config.
@@ -83,4 +85,4 @@ def resolve_config(dataset_name: str, name=None, arch=None,
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIGS", "TrainConfig", "base",
            "data_diet", "default_config_name", "get_config",
-           "resolve_config", "ssft"]
+           "resolve_config", "samis", "ssft"]

@@ -55,11 +55,12 @@ class ConfigsTest(parameterized.TestCase):
     self.assertEqual(config.momentum, 0.9)
 
   def test_data_diet_recipe(self):
-    for name, dataset in (("cifar10_data_diet", "cifar10:3.0.2"),
-                          ("cifar100_data_diet", "cifar100:3.0.2")):
+    for name, dataset, arch in (
+        ("cifar10_data_diet", "cifar10:3.0.2", "cifar_resnet18"),
+        ("cifar100_data_diet", "cifar100:3.0.2", "cifar_resnet50")):
       config = configs.get_config(name)
       self.assertEqual(config.dataset, dataset)
-      self.assertEqual(config.arch, "cifar_resnet18")
+      self.assertEqual(config.arch, arch)
       self.assertEqual(
           (config.epochs, config.batch_size, config.learning_rate,
            config.momentum, config.nesterov, config.weight_decay),
@@ -80,10 +81,26 @@ class ConfigsTest(parameterized.TestCase):
       self.assertEqual(config.dataset, dataset)
       self.assertEqual((config.optimizer, config.momentum, config.weight_decay),
                        ("momentum", 0.9, 5e-4))
-      # Triangular: up to the peak at 40% of training, then down to 0.
+      # Triangular as SSFT's code: up to the peak at 10% of training (epoch
+      # 10 of 100), then down to 0.
       self.assertEqual(config.lr_schedule, "linear")
-      self.assertAlmostEqual(config.warmup_epochs, 0.4 * config.epochs)
-    self.assertEqual(configs.get_config("cifar10_ssft").epochs, 100)
+      self.assertAlmostEqual(config.warmup_epochs, 0.1 * config.epochs)
+    cifar = configs.get_config("cifar10_ssft")
+    self.assertEqual((cifar.epochs, cifar.batch_size, cifar.learning_rate),
+                     (100, 512, 0.1))
+
+  def test_samis_recipe(self):
+    for name, dataset in (("cifar10_samis", "cifar10:3.0.2"),
+                          ("cifar100_samis", "cifar100:3.0.2")):
+      config = configs.get_config(name)
+      self.assertEqual(config.dataset, dataset)
+      self.assertEqual(
+          (config.arch, config.epochs, config.batch_size,
+           config.learning_rate, config.lr_schedule, config.augment),
+          ("cifar_resnet50", 160, 128, 0.1, "step", True))
+    for dataset, name in configs.samis.DEFAULT_CONFIGS.items():
+      self.assertEqual(configs.get_config(name).dataset, dataset)
+    self.assertEqual(configs.get_config("digits_samis").arch, "mlp")
 
   def test_step_survives_shorter_epochs(self):
     config = configs.get_config("cifar10_data_diet").replace(epochs=2)

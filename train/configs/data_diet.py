@@ -3,9 +3,13 @@ r"""Data Diet's recipe for EL2N and GraNd (Paul, Ganguli, Dziugaite, 2021).
 The protocol of `/work/shared/spec/methods.md`: 200 epochs, batch 128, SGD
 with Nesterov momentum 0.9, learning rate 0.1, weight decay 5e-4, the rate
 x0.2 at epochs 60, 120 and 160 (`lr_schedule="step"`), CIFAR augmentation.
-Architecture: ResNet18, the paper's network for CIFAR-10 (`cifar_resnet18`,
-the CIFAR variant: 3x3 stem, no max-pool). For CIFAR-100 we use the same
-network; which ResNet the paper used there was not checked here.
+As the code runs it (`mansheej/data_diet`, `scripts/run_full_data.py`:
+lr 0.1, Nesterov 0.9, weight decay 5e-4, x0.2 at steps 60/120/160 x 390,
+200 x 390 steps, batch 128, augmentation). Architectures: the paper's
+ResNet18 for CIFAR-10 and ResNet50 for CIFAR-100 (the repo's
+`resnet18_lowres` / `resnet50_lowres`; here `cifar_resnet18` and
+`cifar_resnet50`, the CIFAR variants: 3x3 stem, no max-pool). The code
+counts 390 steps per epoch (50,000 / 128 rounded down), we count 391.
 EL2N is scored at epoch 20 (the paper, CIFAR-10, 10 runs), GraNd at 0:
 
     bazel run //train:scores -- --method=el2n --dataset=cifar10:3.0.2 \
@@ -60,7 +64,8 @@ CIFAR10 = base.TrainConfig(
     augment=True,
 )
 
-CIFAR100 = CIFAR10.replace(name="cifar100_data_diet", dataset="cifar100:3.0.2")
+CIFAR100 = CIFAR10.replace(name="cifar100_data_diet", dataset="cifar100:3.0.2",
+                           arch="cifar_resnet50")
 
 DIGITS = CIFAR10.replace(
     name="digits_data_diet", dataset="digits", arch="mlp",
