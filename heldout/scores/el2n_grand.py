@@ -53,6 +53,7 @@ import sonnet as snt
 import tensorflow as tf
 import tqdm
 
+from heldout.models import layer_calls
 from heldout.readers import checkpoints
 from heldout.scores import score_file
 
@@ -112,70 +113,12 @@ class _UnsupportedModel(Exception):
   """The "layers" way does not apply to this model (the reason)."""
 
 
-@dataclasses.dataclass
-class _Call:
-  module: snt.Module
-  kind: str  # "linear", "conv2d", "batch_norm"
-  inputs: tf.Tensor
-  outputs: tf.Tensor
-  inference: bool
-
-
-@contextlib.contextmanager
-def _recording_layer_calls():
-  """Records every call of snt.Linear, snt.Conv2D and batch norm (class level).
-
-  The classes' `__call__` is replaced while the block runs (only while a
-  model is traced), so calls from other threads at that moment would be
-  recorded too; scoring is meant to run in one thread.
-  """
-  calls = []
-  patched = []
-
-  def patch(cls, kind):
-    # The class that defines `__call__` (snt.Conv2D's is ConvND's).
-    cls = next(c for c in cls.__mro__ if "__call__" in c.__dict__)
-    original = cls.__dict__["__call__"]
-
-    def call(self, inputs, *args, **kwargs):
-      outputs = original(self, inputs, *args, **kwargs)
-      inference = True
-      if kind == "batch_norm":
-        is_training = kwargs.get("is_training", args[0] if args else None)
-        test_local_stats = kwargs.get(
-            "test_local_stats", args[1] if len(args) > 1 else False)
-        inference = (isinstance(is_training, bool) and not is_training and
-                     isinstance(test_local_stats, bool) and not test_local_stats)
-      calls.append(_Call(self, kind, tf.convert_to_tensor(inputs), outputs,
-                         inference))
-      return outputs
-
-    cls.__call__ = call
-    patched.append((cls, original))
-
-  try:
-    patch(snt.Linear, "linear")
-    patch(snt.Conv2D, "conv")
-    patch(snt.BaseBatchNorm, "batch_norm")
-    yield calls
-  finally:
-    for cls, original in patched:
-      cls.__call__ = original
-
-
-def _pair(value):
-  if isinstance(value, int):
-    return (value, value)
-  value = tuple(value)
-  return value * 2 if len(value) == 1 else value
-
-
 def _layer_squared_norms(call, d):
   """([b] squared norm of this layer's per-example gradient, its variables)."""
   m = call.module
   x = call.inputs
   sq = lambda t: tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
-  if call.kind == "linear":
+  if call.kind == layer_calls.LINEAR:
     if x.shape.rank != 2:
       raise _UnsupportedModel("snt.Linear on rank-{} inputs".format(
           x.shape.rank))
@@ -186,19 +129,12 @@ def _layer_squared_norms(call, d):
       total += d2
       variables.append(m.b)
     return total, variables
-  if call.kind == "conv":
-    if (x.shape.rank != 4 or m.data_format != "NHWC" or
-        m.padding_func is not None):
-      raise _UnsupportedModel("{} (only 2-D NHWC convolutions with string "
-                              "padding)".format(m.name))
-    kh, kw = int(m.w.shape[0]), int(m.w.shape[1])
-    sh, sw = _pair(m.stride)
-    rh, rw = _pair(m.rate)
-    patches = tf.image.extract_patches(
-        x, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1],
-        rates=[1, rh, rw, 1], padding=m.conv_padding)
+  if call.kind == layer_calls.CONV:
+    reason = layer_calls.conv_unsupported_reason(m, x.shape.rank)
+    if reason:
+      raise _UnsupportedModel(reason)
+    patches = layer_calls.conv_patches(m, x)
     b = tf.shape(x)[0]
-    patches = tf.reshape(patches, [b, -1, patches.shape[-1]])
     dl = tf.reshape(d, [b, -1, d.shape[-1]])
     locations, n, o = patches.shape[1], patches.shape[2], dl.shape[2]
     if locations is not None and locations * (n + o) < n * o:
@@ -235,7 +171,7 @@ def _layer_squared_norms(call, d):
 
 def _layer_gradient_norms(model, images, labels):
   """(el2n, grand) of a batch the "layers" way; see the module doc."""
-  with _recording_layer_calls() as calls:
+  with layer_calls.recording_layer_calls() as calls:
     with tf.GradientTape() as tape:
       loss, logits = _loss(model, images, labels)
       total = tf.reduce_sum(loss)
