@@ -16,8 +16,11 @@ with 10% of its labels corrupted) and writes one score file per method
 - `samis_l` / `samis_p`: paired SGD / SAM runs over `setting.samis_folds`
   folds (`train.samis_training`), each example scored from its held-out
   fold;
-- `self_influence`: when `heldout.influence_functions` is present;
-  otherwise it is reported missing, by name, never faked.
+- `self_influence`: EKFAC self-influence (`heldout.influence_functions`,
+  Kronfluence's conventions, heuristic damping) of one model per seed
+  trained on the whole training set, averaged over the models.
+A method that cannot run on the setting (no recipe) is reported missing, by
+name, never faked.
 
 Everything is resumable: the heldout runs and the scoring seeds are skipped
 when finished, and a score file already written with the same arguments is
@@ -227,11 +230,40 @@ def _samis(setting, progress):
 
 
 def _self_influence(setting, progress):
-  try:
-    from heldout import influence_functions  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return "heldout.influence_functions is not built yet"
-  return influence_functions.evaluation_scores(setting, progress=progress)
+  """EKFAC self-influence (Kronfluence's conventions) of models trained on
+  the whole training set, one per seed, averaged with its SE."""
+  from heldout.influence_functions import arguments  # pylint: disable=g-import-not-at-top
+  from heldout.influence_functions import examples as examples_lib  # pylint: disable=g-import-not-at-top
+  from heldout.influence_functions import influence  # pylint: disable=g-import-not-at-top
+  from heldout.readers import checkpoints  # pylint: disable=g-import-not-at-top
+  from heldout.readers import layout  # pylint: disable=g-import-not-at-top
+  from train import batched  # pylint: disable=g-import-not-at-top
+  from train import heldout_training  # pylint: disable=g-import-not-at-top
+  config = setting.configs["scores"]
+  dataset = setting.dataset
+  models = os.path.join(setting.work_dir, "full_data_models")
+  runs = list(setting.seeds)
+  if _small(config) and setting.batched_k:
+    batched.train_heldout_batched(dataset, config.arch, 1.0, runs, models,
+                                  config, k=setting.batched_k,
+                                  progress=progress)
+  else:
+    heldout_training.train_heldout(dataset, config, 1.0, runs, models,
+                                   progress=progress)
+  train = examples_lib.Examples.from_split(dataset.train, name=dataset.name)
+  per_model = []
+  for run_id in runs:
+    model = checkpoints.restore_run(layout.run_dir(models, 1.0, run_id)).model
+    functions = influence.InfluenceFunctions(
+        model, arguments.FactorArgs(strategy="ekfac"),
+        arguments.ScoreArgs(damping="heuristic"), batch_size=512,
+        progress=False)
+    functions.fit_factors(train)
+    scores = functions.self_scores(train)
+    per_model.append((np.asarray(scores.index, np.int64),
+                      np.asarray(scores.values, np.float64)))
+  return {"self_influence": score_file.average_over_runs(
+      per_model, "self_influence", _args(setting, "self_influence"))}
 
 
 def _args(setting, method) -> dict:
