@@ -18,9 +18,10 @@ score files and pruning models are kept under --output_dir):
    corrupted training set by each score (or at random), retrain from scratch
    (`--pruning_seeds`), test accuracy against the fraction kept:
    `pruning.csv`, `pruning.png`.
-4. **Rare subgroups.** SSFT's long-tail superclass simulation, on digits:
-   two superclasses of five digits each, the digits kept at 1, 1/2, ...,
-   1/16; where each score ranks each frequency rank (`subgroups.csv`).
+4. **Rare subgroups.** SSFT's long-tail superclass simulation: CIFAR-100's
+   20 superclasses of 5 fine classes, and on digits two superclasses of five
+   digits each; subclasses kept at 1, 1/2, ..., 1/16; where each score ranks
+   each frequency rank (`subgroups.csv`).
 Methods not built are named as not available. Tables are also written to
 `report.txt`.
 
@@ -255,11 +256,12 @@ def run(output_dir, dataset_name, data_dir=None, progress=True):
 
   # -- 4. rare subgroups ------------------------------------------------------
   if _SUBGROUPS.value:
-    if dataset_name != "digits":
-      emit("Rare subgroups", "the bundled simulation runs on digits; " +
-           subgroups.CIFAR100_COARSE_NOTE)
+    if dataset_name not in subgroups.SUPERCLASSES:
+      emit("Rare subgroups", "the simulation needs a class hierarchy: it runs "
+           "on {}".format(", ".join(sorted(subgroups.SUPERCLASSES))))
     else:
-      tail_dataset, tail = subgroups.long_tail_dataset(dataset)
+      tail_dataset, tail = subgroups.long_tail_dataset(
+          dataset, subgroups.SUPERCLASSES[dataset_name])
       tail_setting = _settings_for(
           tail_dataset, "long_tail", os.path.join(output_dir, "long_tail"),
           recipe)

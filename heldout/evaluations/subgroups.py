@@ -9,8 +9,8 @@ given classes, the subclasses of each given frequency ranks by a seeded
 permutation and subsampled to `decay ** rank` of their examples. The bundled
 digits analogue (`DIGITS_SUPERCLASSES`): two superclasses, digits 0-4 and
 5-9, each from 5 subclasses kept at 1, 1/2, 1/4, 1/8, 1/16
-(`decay=0.5`), runs offline. CIFAR-100's coarse labels come from TFDS
-(`CIFAR100_COARSE_NOTE`).
+(`decay=0.5`), runs offline; CIFAR-100's own 20 superclasses of 5 fine
+classes (`CIFAR100_SUPERCLASSES`) give SSFT's simulation.
 
 The kept examples are renumbered 0..m-1 (what heldout training and the
 scores need); `LongTail.original_id` maps back.
@@ -25,9 +25,22 @@ from heldout.data import dataset as dataset_lib
 from heldout.evaluations import mislabeled
 
 DIGITS_SUPERCLASSES = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
-CIFAR100_COARSE_NOTE = (
-    "for CIFAR-100 use TFDS's `coarse_label` as the superclass and `label` as "
-    "the subclass (5 per superclass)")
+
+# CIFAR-100's superclass of each fine label (TFDS's `label`, the original
+# order): the dataset's own 20 x 5 hierarchy (its `coarse_label`).
+CIFAR100_COARSE_OF_FINE = (
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
+    6, 11, 5, 10, 7, 6, 13, 15, 3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5,
+    5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,
+    10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13)
+CIFAR100_SUPERCLASSES = tuple(
+    tuple(f for f, c in enumerate(CIFAR100_COARSE_OF_FINE) if c == coarse)
+    for coarse in range(20))
+
+# Superclasses of the datasets the simulation runs on.
+SUPERCLASSES = {"digits": DIGITS_SUPERCLASSES,
+                "cifar100:3.0.2": CIFAR100_SUPERCLASSES}
 
 
 @dataclasses.dataclass(frozen=True)

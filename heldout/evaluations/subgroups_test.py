@@ -3,6 +3,7 @@
 from absl.testing import absltest
 import numpy as np
 
+from heldout.data import dataset as dataset_lib
 from heldout.data import digits
 from heldout.evaluations import mislabeled
 from heldout.evaluations import subgroups
@@ -34,6 +35,27 @@ class LongTailTest(absltest.TestCase):
     self.assertLen(dataset.test, len(data.test))  # test kept whole
     with self.assertRaisesRegex(ValueError, "two superclasses"):
       subgroups.subclass_ranks(((0, 1), (1, 2)), 0)
+
+  def test_cifar100_superclasses(self):
+    groups = subgroups.CIFAR100_SUPERCLASSES
+    self.assertLen(groups, 20)
+    self.assertTrue(all(len(g) == 5 for g in groups))
+    self.assertEqual(sorted(f for g in groups for f in g), list(range(100)))
+    # A few of the hierarchy's documented members: aquatic mammals (beaver 4,
+    # dolphin 30, otter 55, seal 72, whale 95) and people (baby 2, boy 11,
+    # girl 35, man 46, woman 98).
+    self.assertEqual(groups[0], (4, 30, 55, 72, 95))
+    self.assertEqual(groups[14], (2, 11, 35, 46, 98))
+    rng = np.random.default_rng(0)
+    split = dataset_lib.SplitData(
+        images=np.zeros((2000, 2, 2, 1), np.float32),
+        labels=np.repeat(np.arange(100), 20).astype(np.int64),
+        index=rng.permutation(2000).astype(np.int64))
+    tail = subgroups.long_tail_split(split, groups, decay=0.5, seed=1)
+    self.assertEqual(sorted(set(tail.split.labels.tolist())), list(range(20)))
+    counts = np.bincount(tail.rank)
+    np.testing.assert_array_equal(counts, [20 * 20, 20 * 10, 20 * 5, 20 * 2,
+                                           20 * 1])
 
   def test_rank_table(self):
     data = digits.load_digits()
