@@ -593,11 +593,10 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
             os.makedirs(tmp)
             heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
                                 n_train, n_test, write_fn=write_fn)
-          accuracy = {s: float(np.mean(arrays["correctness_" + s]))
-                      for s in aux_lib.SPLITS}
           results[run_id] = heldout.RunResult(
               run_id, "trained", final,
-              (time.time() - group_started) / len(group), accuracy)
+              (time.time() - group_started) / len(group),
+              heldout.run_accuracy(arrays))
           run_claims.release(run_id)
         published = len(pending_set.intersection(group))
         done += published

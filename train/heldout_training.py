@@ -173,6 +173,14 @@ def run_aux_arrays(num_train, subset, train_ids, train_correct, test_ids,
               index_test=np.asarray(test_ids, dtype=np.int64))
 
 
+def run_accuracy(arrays) -> dict:
+  """{split: accuracy} of a run's aux arrays; NaN for an empty split (the
+  removed split of a run on the whole training set)."""
+  return {split: (float(np.mean(arrays["correctness_" + split]))
+                  if len(arrays["correctness_" + split]) else float("nan"))
+          for split in aux_lib.SPLITS}
+
+
 def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
                 arrays: dict, num_train, num_test, write_fn=None):
   """Writes the final checkpoint, aux_arrays.npz and manifest, then renames into place.
@@ -281,10 +289,9 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
     with atomic.named_write_errors(tmp, "run {}".format(run_id)):
       publish_run(tmp, final, trainer.final_checkpoint(), config.epochs,
                   arrays, len(dataset.train), len(dataset.test))
-  accuracy = {split: float(np.mean(arrays["correctness_" + split]))
-              for split in aux_lib.SPLITS}
   return RunResult(run_id=run_id, status=status, path=final,
-                   seconds=time.time() - started, accuracy=accuracy)
+                   seconds=time.time() - started,
+                   accuracy=run_accuracy(arrays))
 
 
 def _progress_bar(total, desc, enabled):
