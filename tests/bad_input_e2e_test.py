@@ -62,6 +62,8 @@ _BINARIES = {
     "verify": ("heldout/verify", "heldout/verify.py"),
     "train": ("train/heldout", "train/heldout_main.py"),
     "demo": ("heldout/demo", "demo.py"),
+    "influence": ("heldout/influence_functions/influence_functions",
+                  "heldout/influence_functions/influence_functions_main.py"),
 }
 
 
@@ -300,6 +302,17 @@ def _predict_with(damage_run=None, images=None, output="out.npz"):
     path = os.path.join(folder, "in.npz")
     (images or (lambda p: _images(p)))(path)
     return ["--model_dir=run", "--images=in.npz", "--output=" + output]
+  return setup
+
+
+def _influence_with(damage_run=None, extra=()):
+  def setup(folder, fixtures):
+    run = os.path.join(folder, "run")
+    shutil.copytree(fixtures["model_run"], run)
+    if damage_run:
+      damage_run(run)
+    return (["--model_dir=run", "--dataset=digits", "--output=s.npz",
+             "--self", "--noprogress"] + list(extra))
   return setup
 
 
@@ -607,6 +620,13 @@ _CASES = {
         "train", _train_with("digits", output="disk/exp"),
         "disk/exp", "Read-only file system|Permission denied",
         disk="read_only"),
+    # //heldout:influence_functions
+    "influence_two_checkpoints": _Case(
+        "influence", _influence_with(_second_checkpoint),
+        r"run/checkpoints: expected exactly one ckpt-<epoch>.index, found 2"),
+    "influence_negative_damping": _Case(
+        "influence", _influence_with(extra=["--damping=-1"]),
+        r"`damping` must be a number >= 0 or 'heuristic', got -1.0"),
     # //heldout:demo --model_dir
     "demo_two_checkpoints": _Case(
         "demo", _demo_with(_second_checkpoint),

@@ -3,8 +3,9 @@
 Kronfluence 1.0.1's conventions (`shared/spec/methods.md`), stage by stage:
 `fit_covariances` -> `eigendecompose` -> `fit_lambda` -> `precondition` ->
 `compute_scores`, orchestrated with saved artefacts by `InfluenceFunctions`;
-`score_run` scores a trained run (the binary
-`//heldout/influence_functions`).
+the module `score_run` (`score_run.score_run`) scores a trained run (the
+binary `//heldout/influence_functions`). It is not re-exported as a function:
+that name would hide the module.
 """
 
 from heldout.influence_functions.arguments import FactorArgs
@@ -14,7 +15,7 @@ from heldout.influence_functions.compute_scores import PairwiseScores
 from heldout.influence_functions.compute_scores import SelfScores
 from heldout.influence_functions.examples import Examples
 from heldout.influence_functions.influence import InfluenceFunctions
-from heldout.influence_functions.score_run import score_run
+from heldout.influence_functions import score_run
 from heldout.influence_functions.tracked_modules import find_tracked_modules
 from heldout.influence_functions.tracked_modules import TrackedModule
 from heldout.influence_functions.tracked_modules import UnsupportedModelError
