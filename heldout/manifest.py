@@ -156,16 +156,33 @@ def write_manifest(run_dir, files: Dict[str, dict], source, merge=False):
     if existing is not None:
       entries.update(existing["files"])
   entries.update(files)
-  data = {
+  data = manifest_data(entries, source)
+  atomic.write_json(manifest_path(run_dir), data)
+  return data
+
+
+def manifest_data(files: Dict[str, dict], source) -> dict:
+  """A manifest of `files` (relative path -> `file_record(...)`)."""
+  return {
       "format": FORMAT,
       "version": VERSION,
       "algorithm": ALGORITHM,
       "source": source,
       "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-      "files": {rel: entries[rel] for rel in sorted(entries)},
+      "files": {rel: files[rel] for rel in sorted(files)},
   }
-  atomic.write_json(manifest_path(run_dir), data)
-  return data
+
+
+def encode_manifest(data: dict) -> bytes:
+  """The bytes of a manifest file (as `write_manifest` writes them)."""
+  return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def bytes_record(data: bytes):
+  """The manifest entry of a file whose content is `data`."""
+  digest = new_digest()
+  digest.update(data)
+  return file_record(len(data), digest.hexdigest())
 
 
 def record_run(run_dir, source, on_bytes=None):

@@ -32,8 +32,10 @@ import time
 import uuid
 from typing import Dict, List, Optional, Sequence
 
+from heldout import storage
 from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
+from train import claim_stores
 
 CLAIM_SUFFIX = ".claim"
 DEFAULT_STALE_AFTER_S = 600.0
@@ -54,6 +56,7 @@ class ClaimInfo:
   since: float
   owner: str
   age_s: float  # since its last refresh (modification time)
+  version: object = None  # the store's version of it (`claim_stores`)
 
   def describe(self) -> str:
     return "{}:{} since {}".format(
@@ -61,24 +64,28 @@ class ClaimInfo:
         time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since)))
 
 
-def read_claim(path, run_id, now=None) -> Optional[ClaimInfo]:
-  """The claim at `path`, or None if there is none (a half-written claim
-  reads as one of unknown owner, with its age)."""
-  now = time.time() if now is None else now
+def _parse(stored, run_id, now) -> ClaimInfo:
+  age = now - stored.mtime
   try:
-    age = now - os.path.getmtime(path)
-    with open(path) as f:
-      text = f.read()
-  except FileNotFoundError:
-    return None
-  try:
-    data = json.loads(text)
+    data = json.loads(stored.text)
   except ValueError:
+    data = {}
+  if not isinstance(data, dict):
     data = {}
   return ClaimInfo(run_id=int(run_id), host=str(data.get("host", "?")),
                    pid=int(data.get("pid", -1)),
                    since=float(data.get("since", now - age)),
-                   owner=str(data.get("owner", "")), age_s=max(age, 0.0))
+                   owner=str(data.get("owner", "")), age_s=max(age, 0.0),
+                   version=stored.version)
+
+
+def read_claim(path, run_id, now=None, store=None) -> Optional[ClaimInfo]:
+  """The claim at `path`, or None if there is none (a half-written claim
+  reads as one of unknown owner, with its age)."""
+  now = time.time() if now is None else now
+  store = store or claim_stores.for_path(path)
+  stored = store.read(path)
+  return None if stored is None else _parse(stored, run_id, now)
 
 
 class RunClaims:
@@ -86,7 +93,8 @@ class RunClaims:
 
   def __init__(self, output_dir, subset_ratio,
                stale_after_s: float = DEFAULT_STALE_AFTER_S,
-               refresh_every_s: float = DEFAULT_REFRESH_EVERY_S):
+               refresh_every_s: float = DEFAULT_REFRESH_EVERY_S,
+               store=None):
     if stale_after_s <= refresh_every_s:
       raise ValueError("`stale_after_s` ({}) must exceed `refresh_every_s` "
                        "({})".format(stale_after_s, refresh_every_s))
@@ -94,8 +102,9 @@ class RunClaims:
     self.subset_ratio = subset_ratio
     self.stale_after_s = float(stale_after_s)
     self.refresh_every_s = float(refresh_every_s)
+    self.store = store or claim_stores.for_path(output_dir)
     self.owner = uuid.uuid4().hex
-    self._held = set()
+    self._held = {}  # run id -> the claim's text, as we wrote it
     self._lock = threading.Lock()
     self._stop = threading.Event()
     self._thread = None
@@ -107,71 +116,66 @@ class RunClaims:
   def path(self, run_id):
     return claim_path(self.output_dir, self.subset_ratio, run_id)
 
-  def try_claim(self, run_id) -> bool:
-    """Claims `run_id` if no live worker holds it; True if it is ours now."""
-    path = self.path(run_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-      return self._take_over_if_stale(run_id, path)
-    with os.fdopen(fd, "w") as f:
-      f.write(self._content())
+  def _read(self, run_id):
+    return read_claim(self.path(run_id), run_id, store=self.store)
+
+  def _hold(self, run_id, text):
+    info = self._read(run_id)
+    if info is None or info.owner != self.owner:
+      return False
     with self._lock:
-      self._held.add(int(run_id))
+      self._held[int(run_id)] = text
     self._start_heartbeat()
     return True
 
+  def try_claim(self, run_id) -> bool:
+    """Claims `run_id` if no live worker holds it; True if it is ours now."""
+    path = self.path(run_id)
+    text = self._content()
+    if self.store.create(path, text):
+      return self._hold(run_id, text)
+    return self._take_over_if_stale(run_id, path)
+
   def _take_over_if_stale(self, run_id, path) -> bool:
-    info = read_claim(path, run_id)
+    info = self._read(run_id)
     if info is None:  # released meanwhile: try again from the start
       return self.try_claim(run_id)
     if info.owner == self.owner:
       return True
     if info.age_s < self.stale_after_s:
       return False
-    mine = "{}.{}".format(path, self.owner)
-    with open(mine, "w") as f:
-      f.write(self._content())
-    os.replace(mine, path)
-    # Several workers may have replaced it at once: the last rename wins,
-    # and each reads back who that was.
-    time.sleep(min(1.0, self.refresh_every_s / 10))
-    now = read_claim(path, run_id)
-    if now is None or now.owner != self.owner:
-      return False
-    with self._lock:
-      self._held.add(int(run_id))
-    self._start_heartbeat()
-    return True
+    text = self._content()
+    if not self.store.replace(path, text, info.version):
+      return False  # another worker took it over first
+    # Where several takers may replace it at once the last one wins: each
+    # reads back who that was.
+    if self.store.settle_s:
+      time.sleep(min(self.store.settle_s, self.refresh_every_s / 10))
+    return self._hold(run_id, text)
 
   def still_ours(self, run_id) -> bool:
-    info = read_claim(self.path(run_id), run_id)
+    info = self._read(run_id)
     return info is not None and info.owner == self.owner
 
   def refresh(self):
-    """Touches every claim held; forgets those another worker took over."""
+    """Marks every claim held alive; forgets those another worker took over."""
     with self._lock:
-      held = sorted(self._held)
-    for run_id in held:
-      if self.still_ours(run_id):
-        try:
-          os.utime(self.path(run_id))
-        except FileNotFoundError:
-          pass
-      else:
+      held = sorted(self._held.items())
+    for run_id, text in held:
+      info = self._read(run_id)
+      alive = (info is not None and info.owner == self.owner and
+               self.store.refresh(self.path(run_id), text, info.version))
+      if not alive:
         with self._lock:
-          self._held.discard(run_id)
+          self._held.pop(run_id, None)
 
   def release(self, run_id):
     """Removes our claim of `run_id` (if it still is ours)."""
     with self._lock:
-      self._held.discard(int(run_id))
-    if self.still_ours(run_id):
-      try:
-        os.remove(self.path(run_id))
-      except FileNotFoundError:
-        pass
+      self._held.pop(int(run_id), None)
+    info = self._read(run_id)
+    if info is not None and info.owner == self.owner:
+      self.store.delete(self.path(run_id), info.version)
 
   def release_all(self):
     with self._lock:
@@ -215,25 +219,26 @@ def experiment_status(output_dir, run_ids: Optional[Sequence[int]] = None,
     stale_after_s: a claim older than this is stale.
   """
   out = {}
-  if not os.path.isdir(output_dir):
+  fs = storage.for_path(output_dir)
+  if not fs.isdir(output_dir):
     return out
+  store = claim_stores.for_path(output_dir)
   now = time.time()
-  for name in sorted(os.listdir(output_dir)):
+  for name in fs.listdir(output_dir):
     ratio = layout.parse_ratio_dirname(name)
     if ratio is None:
       continue
     folder = os.path.join(output_dir, name)
-    if not os.path.isdir(folder):
+    if not fs.isdir(folder):
       continue
-    done, claims = [], {}
-    for entry in os.listdir(folder):
-      if entry.isdigit() and not experiment_lib.run_problems(
-          os.path.join(folder, entry)):
-        done.append(int(entry))
-      elif (entry.startswith(".") and entry.endswith(CLAIM_SUFFIX) and
-            entry[1:-len(CLAIM_SUFFIX)].isdigit()):
+    done = [int(entry) for entry in fs.listdir(folder) if entry.isdigit()
+            and not experiment_lib.run_problems(os.path.join(folder, entry))]
+    claims = {}
+    for entry in store.list(folder):
+      if (entry.startswith(".") and entry.endswith(CLAIM_SUFFIX) and
+          entry[1:-len(CLAIM_SUFFIX)].isdigit()):
         run_id = int(entry[1:-len(CLAIM_SUFFIX)])
-        info = read_claim(os.path.join(folder, entry), run_id, now)
+        info = read_claim(os.path.join(folder, entry), run_id, now, store)
         if info is not None:
           claims[run_id] = info
     asked = sorted(set(done) | set(claims)) if run_ids is None else list(

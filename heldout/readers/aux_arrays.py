@@ -16,6 +16,7 @@ Evaluation order may differ between runs, so consumers always scatter through
 """
 
 import dataclasses
+import io
 from typing import Optional
 
 import numpy as np
@@ -288,3 +289,17 @@ def write_aux_arrays(path, *, subsample_idx, correctness_train,
   aux = validate_aux_arrays(arrays, path, num_train=num_train, num_test=num_test)
   atomic.write_npz(path, **{k: getattr(aux, k) for k in AUX_KEYS})
   return dataclasses.replace(aux, path=str(path))
+
+
+def encode_aux_arrays(path, *, num_train: Optional[int] = None,
+                      num_test: Optional[int] = None, **arrays) -> bytes:
+  """The bytes `write_aux_arrays` would write, validated (`path` names them
+  in errors); for a writer that puts the file itself (`publish_run`).
+
+  Raises:
+    AuxArraysError: if the arrays are inconsistent.
+  """
+  aux = validate_aux_arrays(arrays, path, num_train=num_train, num_test=num_test)
+  buffer = io.BytesIO()
+  np.savez(buffer, **{k: getattr(aux, k) for k in AUX_KEYS})
+  return buffer.getvalue()
