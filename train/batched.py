@@ -20,7 +20,7 @@ Every finished model is sliced out of the stack into the ordinary
 single-model module (`heldout.models.mlp.MLP` / `SmallCNN`, variables at the
 paths their docstrings list) and saved exactly as a single run: the
 checkpoint `tf.train.Checkpoint(model, epoch, global_step)` and
-`aux_arrays.npz`, in a temporary folder renamed into place
+`aux_arrays.npz`, published as `train.heldout_training.publish_run` does
 (`train/heldout_training.py`). Resumable at run granularity: finished runs are
 not published again; the groups are fixed by the run ids asked, so a
 restarted job trains each unfinished run in the same group of K as the
@@ -39,7 +39,6 @@ efficient one at a time and gains nothing.
 import concurrent.futures
 import functools
 import math
-import os
 import time
 from typing import Callable, List, Optional, Sequence
 
@@ -483,8 +482,8 @@ def balanced_groups(run_ids, k):
 
 
 def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
-                          config, k=64, progress=True, claim_options=None
-                          ) -> List[heldout.RunResult]:
+                          config, k=64, progress=True, claim_options=None,
+                          use_claims=True) -> List[heldout.RunResult]:
   """Heldout training of `run_ids`, K models at a time, in the released layout.
 
   Writes exactly what `train.heldout.train_heldout` writes for the same runs
@@ -498,7 +497,7 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
       constructor arguments, if different).
     subset_ratio: fraction of the training set per run.
     run_ids: run ids to train.
-    output_dir: experiment folder (local).
+    output_dir: experiment folder (a local path or a `tf.io.gfile` URL).
     config: `TrainConfig` (no augmentation).
     k: models per batched computation (groups are balanced, so the last one
       is not mostly padding, and fixed by `run_ids`: see the comment below).
@@ -506,13 +505,14 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     claim_options: arguments of `train.claims.RunClaims`: each pending run
       is claimed before its group trains, so workers with overlapping
       ranges share the runs (a run another worker holds is `ELSEWHERE`).
+    use_claims: False to publish every pending run without claiming it
+      (give each worker disjoint runs then).
 
   Returns:
     A `RunResult` per run id, in order.
   """
   if arch != config.arch:
     config = config.replace(arch=arch, arch_kwargs={})
-  heldout._check_local(output_dir)  # pylint: disable=protected-access
   layout.ratio_dirname(subset_ratio)
   heldout.check_or_write_arguments(output_dir,
                                    heldout.job_arguments(dataset, config))
@@ -525,6 +525,14 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
   all_groups, group_size = balanced_groups(run_ids, k)
   pending_set = set(pending)
   groups = [g for g in all_groups if pending_set.intersection(g)]
+  leftover_claims = claims_lib.for_job(output_dir, subset_ratio, use_claims,
+                                       claim_options)
+  try:
+    heldout.remove_leftovers(output_dir, subset_ratio,
+                             [r for r in run_ids if r not in pending_set],
+                             leftover_claims)
+  finally:
+    leftover_claims.release_all()
   logging.info("batched heldout training %s/%s ratio %s: %d runs asked, %d to "
                "train in %d of %d groups of <= %d", dataset.name, arch,
                layout.ratio_dirname(subset_ratio), len(run_ids), len(pending),
@@ -546,8 +554,8 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
     write_fn = lambda prefix: compiled_write(tf.constant(prefix))
     n_train, n_test = len(dataset.train), len(dataset.test)
     started, done = time.time(), 0
-    run_claims = claims_lib.RunClaims(output_dir, subset_ratio,
-                                      **(claim_options or {}))
+    run_claims = claims_lib.for_job(output_dir, subset_ratio, use_claims,
+                                    claim_options)
     try:
       for group in groups:
         group_started = time.time()
@@ -587,10 +595,6 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
           tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
           final = layout.run_dir(output_dir, subset_ratio, run_id)
           with atomic.named_write_errors(tmp, "run {}".format(run_id)):
-            if os.path.exists(tmp):
-              import shutil  # pylint: disable=g-import-not-at-top
-              shutil.rmtree(tmp)
-            os.makedirs(tmp)
             heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
                                 n_train, n_test, write_fn=write_fn)
           results[run_id] = heldout.RunResult(

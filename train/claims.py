@@ -198,6 +198,29 @@ class RunClaims:
     self._thread.start()
 
 
+class NoClaims:
+  """Claims turned off (`--noclaims`): every run is this worker's. Safe only
+  when workers are given disjoint runs (an output folder on a store without
+  an exclusive create, `claim_stores.for_path`)."""
+
+  def try_claim(self, run_id) -> bool:  # pylint: disable=unused-argument
+    return True
+
+  def release(self, run_id):
+    pass
+
+  def release_all(self):
+    pass
+
+
+def for_job(output_dir, subset_ratio, enabled: bool = True,
+            options: Optional[dict] = None):
+  """`RunClaims(output_dir, subset_ratio, **options)`, or `NoClaims()`."""
+  if not enabled:
+    return NoClaims()
+  return RunClaims(output_dir, subset_ratio, **(options or {}))
+
+
 @dataclasses.dataclass(frozen=True)
 class RatioStatus:
   """What a ratio folder holds (see `experiment_status`)."""

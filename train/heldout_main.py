@@ -21,7 +21,17 @@ the same flags and a `TF_CONFIG` naming every worker and its own task:
 
 (index 1 in the second shell). When `TF_CONFIG` names more than one worker
 the job trains under `train.multi_worker.MultiWorkerReplicator`; only the
-chief (worker 0) writes `--output_dir`.
+chief (worker 0) writes `--output_dir`. With `--tf_config=shard` the tasks
+share the runs instead, each training its own (as a job array does).
+
+Many machines, each training its own runs: a Kubernetes Indexed Job or a
+Slurm array (`deploy/`), the worker's share from the scheduler
+(`train/workers.py`). `--output_dir` may be a shared folder or a bucket
+(`gs://bucket/exp`); runs are claimed before they are trained, so
+overlapping, restarted and spare workers train each run once. Progress of a
+job, from anywhere:
+
+    bazel run //train:heldout -- --status --output_dir=EXP
 """
 
 from absl import flags
@@ -66,6 +76,16 @@ _CLAIM_STALE_AFTER = flags.DEFINE_float(
     "Seconds after which a run claim not refreshed is taken over (its worker "
     "was killed or preempted); live workers refresh theirs every "
     "min(30 s, a quarter of it).")
+_CLAIMS = flags.DEFINE_bool(
+    "claims", True, "Claim each run before training it, so that workers "
+    "with overlapping ranges train it once (train/claims.py; needs a local "
+    "or shared file system or gs://). --noclaims: give each worker disjoint "
+    "runs.")
+_TF_CONFIG = flags.DEFINE_enum(
+    "tf_config", "train", ["train", "shard"],
+    "What a TF_CONFIG naming several tasks means: `train` each model on all "
+    "of them in sync (train/multi_worker.py), or `shard` the runs among "
+    "them (each task trains its own runs, as a job array would).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
@@ -86,7 +106,9 @@ def main(argv):
                                           _CLAIM_STALE_AFTER.value / 4)}
   config = configs.resolve_config(_DATASET.value, _CONFIG.value, _ARCH.value,
                                   _EPOCHS.value)
-  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
+  shard = _TF_CONFIG.value == "shard"
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value,
+                                  tf_config_shards=shard)
   run_ids = subsets.select_runs(subsets.parse_runs(_RUNS.value),
                                 worker.count, worker.index)
   logging.info("%s: %d runs", worker.describe(), len(run_ids))
@@ -94,7 +116,7 @@ def main(argv):
   batched.check_batched_k(_BATCHED_K.value, config)
   tf_config = multi_worker.parse_tf_config()
   strategy = None
-  if multi_worker.is_multi_worker_environment(tf_config):
+  if not shard and multi_worker.is_multi_worker_environment(tf_config):
     if _BATCHED_K.value:
       raise ValueError("`batched_k` trains in one process; unset TF_CONFIG "
                        "(it names {} workers) or drop --batched_k".format(
@@ -119,12 +141,13 @@ def main(argv):
     results = batched.train_heldout_batched(
         dataset, config.arch, _SUBSET_RATIO.value, run_ids, output_dir,
         config, k=_BATCHED_K.value, progress=_PROGRESS.value,
-        claim_options=claim_options)
+        claim_options=claim_options, use_claims=_CLAIMS.value)
   else:
     results = heldout.train_heldout(dataset, config, _SUBSET_RATIO.value,
                                     run_ids, output_dir, strategy=strategy,
                                     progress=_PROGRESS.value,
-                                    claim_options=claim_options)
+                                    claim_options=claim_options,
+                                    use_claims=_CLAIMS.value)
   counts = {}
   for r in results:
     counts[r.status] = counts.get(r.status, 0) + 1

@@ -14,10 +14,15 @@ Safe to kill and restart at any moment:
     (model, optimizer, epoch, global_step) there at the end of an epoch every
     `checkpoint_every_seconds`; a restarted job continues from it, on the
     same data order;
-  * the finished run's checkpoint and aux_arrays.npz are written into the
-    temporary folder, which is then renamed to `<q>/<r>`: a run folder under
-    its final name is always complete;
-  * finished runs are skipped.
+  * the finished run is published without renaming a folder (object
+    stores and gcsfuse cannot do that atomically): checkpoint files and the
+    manifest first, `aux_arrays.npz` last as one file that appears whole.
+    A run folder without `aux_arrays.npz` is not a run to the readers and is
+    published again by the next job (`publish_run`);
+  * finished runs are skipped; runs are claimed before they are trained, so
+    workers with overlapping ranges train each once (`train/claims.py`).
+`output_dir` is a local path or a URL that `tf.io.gfile` opens
+(`gs://bucket/exp`); every write goes through `heldout.storage`.
 The arguments of the job are stored in `<output_dir>/heldout_training.json`;
 a later job with other arguments into the same folder is refused.
 
@@ -33,10 +38,11 @@ and its restored state by broadcast, so they never touch `output_dir` and
 need no shared filesystem (only the chief's folder counts).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
-import shutil
+import tempfile
 import time
 from typing import Callable, List, Optional, Sequence
 
@@ -47,6 +53,7 @@ import tensorflow as tf
 from heldout import atomic
 from heldout import errors
 from heldout import manifest
+from heldout import storage
 from heldout.models import registry as model_registry
 from heldout.readers import aux_arrays as aux_lib
 from heldout.readers import experiment as experiment_lib
@@ -58,6 +65,8 @@ from train import subsets
 
 ARGS_FILENAME = "heldout_training.json"
 PROGRESS_DIRNAME = "progress"
+STAGING_DIRNAME = "staging"
+MANIFEST_SOURCE = "//train:heldout"
 
 
 # A run another worker holds (or published while this job ran).
@@ -103,9 +112,14 @@ def check_or_write_arguments(output_dir, arguments: dict):
     ArgumentsMismatchError: naming the fields that differ and what to do.
   """
   path = os.path.join(output_dir, ARGS_FILENAME)
-  if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)
+  fs = storage.for_path(path)
+  if fs.exists(path):
+    try:
+      stored = json.loads(fs.read_bytes(path))
+    except ValueError as e:
+      raise errors.ArgumentsMismatchError(
+          "{}: not the JSON of a job's arguments ({}); delete it only if the "
+          "folder holds no runs of another job".format(path, e)) from None
     if stored != arguments:
       def flat(d, prefix=""):
         out = {}
@@ -123,8 +137,9 @@ def check_or_write_arguments(output_dir, arguments: dict):
           "directory, or delete {} and its runs to start over".format(
               output_dir, "; ".join(diffs), path))
     return
-  os.makedirs(output_dir, exist_ok=True)
-  atomic.write_json(path, arguments)
+  fs.makedirs(output_dir)
+  fs.put_bytes(path, (json.dumps(arguments, indent=2, sort_keys=True) +
+                      "\n").encode())
 
 
 def evaluate_run(evaluate_fn, dataset, subset):
@@ -182,12 +197,26 @@ def run_accuracy(arrays) -> dict:
 
 
 def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
-                arrays: dict, num_train, num_test, write_fn=None):
-  """Writes the final checkpoint, aux_arrays.npz and manifest, then renames into place.
+                arrays: dict, num_train, num_test, write_fn=None) -> bool:
+  """Publishes a finished run under `final_dir`, its `aux_arrays.npz` last.
+
+  No folder is renamed (object stores and gcsfuse cannot do it atomically):
+    1. the final checkpoint is written into a staging folder (the run's
+       temporary folder for a local output, a local temporary folder for a
+       URL) and copied file by file into `final_dir/checkpoints/`;
+    2. the manifest (size and SHA-256 of every file, aux_arrays.npz
+       included) is put in `final_dir`;
+    3. `aux_arrays.npz` is put last, as one file that appears whole
+       (`heldout.storage`): the run's commit marker. Until it exists the
+       folder is no run to the readers (`heldout.readers.experiment`), and
+       training publishes it again over what is there (`pending_runs`);
+    4. the temporary folder (progress, staging) is removed.
+  A kill at any step leaves either a complete run or a folder without
+  `aux_arrays.npz`; the same run published again gives the same bytes.
 
   Args:
-    tmp_dir: the run's temporary folder.
-    final_dir: `<output_dir>/<ratio>/<run_id>` (must not exist).
+    tmp_dir: the run's temporary folder (removed at the end).
+    final_dir: `<output_dir>/<ratio>/<run_id>`.
     checkpoint: `tf.train.Checkpoint(model=..., epoch=..., global_step=...)`.
     epoch: the final epoch, for the `ckpt-<epoch>` name.
     arrays: the `aux_arrays.npz` arrays.
@@ -195,51 +224,90 @@ def publish_run(tmp_dir, final_dir, checkpoint: tf.train.Checkpoint, epoch,
     num_test: test set size, checked.
     write_fn: `prefix -> None` writing `checkpoint` (e.g. a compiled
       `checkpoint.write`); `checkpoint.write` if None.
+
+  Returns:
+    True if published, False if another worker had published it meanwhile
+    (same run id, same result: theirs is kept).
   """
-  shutil.rmtree(layout.checkpoints_dir(tmp_dir), ignore_errors=True)
-  os.makedirs(layout.checkpoints_dir(tmp_dir))
-  (write_fn or checkpoint.write)(layout.checkpoint_prefix(tmp_dir, epoch))
-  aux_lib.write_aux_arrays(layout.aux_arrays_path(tmp_dir), num_train=num_train,
-                           num_test=num_test, **arrays)
-  shutil.rmtree(os.path.join(tmp_dir, PROGRESS_DIRNAME), ignore_errors=True)
-  manifest.record_run(tmp_dir, source="//train:heldout")
-  try:
-    os.rename(tmp_dir, final_dir)
-  except OSError:
-    if not is_complete_run(final_dir):
-      raise
+  fs = storage.for_path(final_dir)
+  tmp_fs = storage.for_path(tmp_dir)
+  if is_complete_run(final_dir):
     # Another worker published this run meanwhile (it took over a claim it
     # thought stale): same run id, same result; keep theirs.
     logging.warning("%s: published by another worker meanwhile; ours "
                     "discarded", final_dir)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_fs.rmtree(tmp_dir)
+    return False
+  aux_bytes = aux_lib.encode_aux_arrays(layout.aux_arrays_path(final_dir),
+                                        num_train=num_train,
+                                        num_test=num_test, **arrays)
+  with contextlib.ExitStack() as stack:
+    if storage.is_local(tmp_dir):
+      staging = os.path.join(tmp_dir, STAGING_DIRNAME)
+      tmp_fs.rmtree(staging)
+    else:
+      staging = stack.enter_context(tempfile.TemporaryDirectory(
+          prefix="heldout-publish-"))
+    os.makedirs(layout.checkpoints_dir(staging))
+    (write_fn or checkpoint.write)(layout.checkpoint_prefix(staging, epoch))
+    staged = layout.checkpoints_dir(staging)
+    records = {}
+    for name in sorted(os.listdir(staged)):
+      rel = "{}/{}".format(layout.CHECKPOINTS_DIRNAME, name)
+      records[rel] = manifest.hash_file(os.path.join(staged, name))
+      fs.copy(os.path.join(staged, name), layout.join(final_dir, rel))
+  records[layout.AUX_ARRAYS_FILENAME] = manifest.bytes_record(aux_bytes)
+  fs.put_bytes(manifest.manifest_path(final_dir), manifest.encode_manifest(
+      manifest.manifest_data(records, MANIFEST_SOURCE)))
+  fs.put_bytes(layout.aux_arrays_path(final_dir), aux_bytes)  # the commit
+  tmp_fs.rmtree(tmp_dir)
+  return True
 
 
 def pending_runs(output_dir, subset_ratio, run_ids) -> List[int]:
   """The runs of `run_ids` without a complete folder.
 
+  A folder without `aux_arrays.npz` is a publication that was interrupted
+  (`publish_run`): pending, published again over it.
+
   Raises:
-    ExperimentError: if a run folder exists but is incomplete (this module
-      never leaves one; something else wrote it).
+    ExperimentError: if a run folder has `aux_arrays.npz` but is incomplete
+      (this module never leaves one; something else wrote it).
   """
   pending = []
   for run_id in run_ids:
     final = layout.run_dir(output_dir, subset_ratio, run_id)
-    if is_complete_run(final):
+    problems = experiment_lib.run_problems(final)
+    if not problems:
       continue
-    if os.path.exists(final):
+    fs = storage.for_path(final)
+    if fs.exists(layout.aux_arrays_path(final)):
       raise errors.ExperimentError(
-          "{}: run folder exists but is incomplete (no aux_arrays.npz or no "
-          "single checkpoint); it was not written by heldout training, which "
-          "publishes complete runs only: inspect and delete it".format(final))
+          "{}: run folder has aux_arrays.npz but is incomplete ({}); heldout "
+          "training writes aux_arrays.npz last, so something else wrote it: "
+          "inspect and delete it".format(final, "; ".join(problems)))
+    if fs.exists(final):
+      logging.info("%s: an interrupted publication (no aux_arrays.npz); "
+                   "the run is published again", final)
     pending.append(run_id)
   return pending
 
 
-def _check_local(output_dir):
-  if "://" in str(output_dir):
-    raise ValueError("`output_dir` must be a local path (runs are published by "
-                     "an atomic local rename), got {}".format(output_dir))
+def remove_leftovers(output_dir, subset_ratio, run_ids, run_claims):
+  """Removes the temporary folders of published runs of `run_ids`.
+
+  What a job killed after a run's commit (its `aux_arrays.npz`) and before
+  the end of `publish_run` leaves. Only a folder whose run this worker can
+  claim is removed (none that a live worker still uses).
+  """
+  for run_id in run_ids:
+    tmp = tmp_run_dir(output_dir, subset_ratio, run_id)
+    fs = storage.for_path(tmp)
+    if fs.exists(tmp) and run_claims.try_claim(run_id):
+      logging.info("%s: left by a job killed after publishing run %d; "
+                   "removed", tmp, run_id)
+      fs.rmtree(tmp)
+      run_claims.release(run_id)
 
 
 def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
@@ -269,7 +337,7 @@ def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
                    int(trainer.epoch.numpy()), manager.latest_checkpoint)
     else:
       with atomic.named_write_errors(tmp, "run {}".format(run_id)):
-        os.makedirs(tmp, exist_ok=True)
+        storage.for_path(tmp).makedirs(tmp)
   trainer.sync_from_chief()
   status = "resumed" if int(trainer.epoch.numpy()) > 0 else "trained"
 
@@ -308,7 +376,8 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
                   output_dir, *, strategy=None, progress: bool = True,
                   callbacks: Sequence[loop.Callback] = (),
                   model_fn: Optional[Callable] = None,
-                  claim_options: Optional[dict] = None) -> List[RunResult]:
+                  claim_options: Optional[dict] = None,
+                  use_claims: bool = True) -> List[RunResult]:
   """Trains the runs `run_ids` at `subset_ratio`, one model at a time.
 
   Args:
@@ -316,7 +385,8 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
     config: `TrainConfig`.
     subset_ratio: fraction of the training set each run trains on.
     run_ids: the run ids this job is responsible for.
-    output_dir: experiment folder (local).
+    output_dir: experiment folder: a local path or a URL `tf.io.gfile`
+      opens (`gs://bucket/exp`).
     strategy: `tf.distribute` strategy (`loop.make_strategy()` if None).
       Across several workers every worker calls this with the same
       arguments; only the chief reads and writes `output_dir`.
@@ -326,6 +396,9 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
     claim_options: arguments of `train.claims.RunClaims` (e.g.
       `stale_after_s`). Each run is claimed before it is trained, so workers
       with overlapping ranges share the runs (`train/claims.py`).
+    use_claims: False to train every pending run without claiming it (an
+      output folder on a store without an exclusive create; give each
+      worker disjoint runs then).
 
   Returns:
     A `RunResult` per run id, in order: "trained", "resumed", "skipped"
@@ -336,7 +409,6 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
     ArgumentsMismatchError: if `output_dir` holds runs of other arguments.
     ExperimentError: if a run folder exists but is incomplete.
   """
-  _check_local(output_dir)
   layout.ratio_dirname(subset_ratio)
   strategy = strategy or loop.make_strategy()
   run_ids = [int(r) for r in run_ids]
@@ -355,9 +427,11 @@ def train_heldout(dataset, config, subset_ratio, run_ids: Sequence[int],
                dataset.name, config.arch, layout.ratio_dirname(subset_ratio),
                len(run_ids), len(pending))
   chief = multi_worker.is_chief(strategy)
-  run_claims = (claims_lib.RunClaims(output_dir, subset_ratio,
-                                     **(claim_options or {}))
-                if chief else None)
+  run_claims = (claims_lib.for_job(output_dir, subset_ratio, use_claims,
+                                   claim_options) if chief else None)
+  if run_claims is not None:
+    remove_leftovers(output_dir, subset_ratio,
+                     [r for r in run_ids if r not in pending], run_claims)
   trainer = None
   if pending:
     if model_fn is None:

@@ -36,7 +36,6 @@ from heldout.models import registry as model_registry
 from heldout.released import agreement
 from heldout.scores import score_file
 from train import configs
-from train import multi_worker
 from train import sam
 from train import samis_training as samis
 from train import subsets
@@ -81,11 +80,6 @@ def main(argv):
   tf.get_logger().setLevel("WARNING")
   cli.check_no_arguments(argv)
   cli.require_flags(output=_OUTPUT.value)
-  if multi_worker.is_multi_worker_environment():
-    raise ValueError(
-        "TF_CONFIG names several workers; //train:samis trains each model in "
-        "one process (several GPUs of one machine are used): share the pairs "
-        "with --num_workers/--worker_index instead")
   # -- arguments -----------------------------------------------------------
   name = _CONFIG.value or samis_configs.DEFAULT_CONFIGS.get(_DATASET.value)
   if _PREMATURE.value:
@@ -100,7 +94,10 @@ def main(argv):
       seeds=tuple(subsets.parse_runs(_SEEDS.value)),
       folds=1 if _PREMATURE.value else _FOLDS.value, rho=_RHO.value,
       premature=_PREMATURE.value)
-  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
+  # A TF_CONFIG shares the pairs among its tasks (each model trains in one
+  # process, on the GPUs of its machine).
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value,
+                                  tf_config_shards=True)
   my_runs = subsets.select_runs(args.run_ids, worker.count, worker.index)
   logging.info("%s: %d pairs", worker.describe(), len(my_runs))
   # -- data and models -----------------------------------------------------

@@ -102,7 +102,8 @@ def main(argv):
       batched_k) if batched_k else "one model at a time")
   seeds = subsets.parse_runs(_SEEDS.value)
   # The heldout binary's split: seed s goes to worker s % num_workers.
-  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value)
+  worker = workers.resolve_worker(_NUM_WORKERS.value, _WORKER_INDEX.value,
+                                  tf_config_shards=True)
   my_seeds = subsets.select_runs(seeds, worker.count, worker.index)
   logging.info("%s: %d seeds", worker.describe(), len(my_seeds))
   args = scoring.ScoringArgs(

@@ -12,14 +12,18 @@ across workers with no coordinator: item r goes to worker r % W
 3. a Slurm job array: I = `SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN`,
    W = `SLURM_ARRAY_TASK_COUNT` (arrays with a step, `--array=0-30:2`, are
    refused: their ids are not consecutive);
-4. none of them: one worker (W = 1, I = 0).
+4. `TF_CONFIG`, when the binary takes it as a share of the items
+   (`tf_config_shards`: `//train:scores` and `//train:samis` always,
+   `//train:heldout --tf_config=shard`): W = the chief and worker tasks it
+   names, I = this task's place among them (the chief first);
+5. none of them: one worker (W = 1, I = 0).
 
-`TF_CONFIG` is not read here: in `//train:heldout` it means synchronous
-multi-worker training of each model (`train/multi_worker.py`), not a share
-of the runs.
+In `//train:heldout` `TF_CONFIG` means by default synchronous multi-worker
+training of each model (`train/multi_worker.py`), not a share of the runs.
 """
 
 import dataclasses
+import json
 import os
 from typing import Mapping, Optional
 
@@ -44,10 +48,42 @@ def _int(environ, name):
         name, value)) from None
 
 
+def _tf_config_worker(value) -> Optional[Worker]:
+  """(W, I) of the training tasks a `TF_CONFIG` names; None if it names none."""
+  try:
+    config = json.loads(value)
+    cluster, task = config["cluster"], config["task"]
+    tasks = [(job, i) for job in ("chief", "worker")
+             for i in range(len(cluster.get(job, ())))]
+    mine = (task["type"], int(task["index"]))
+  except (ValueError, KeyError, TypeError, AttributeError):
+    raise ValueError(
+        "TF_CONFIG must be JSON with \"cluster\" (job -> addresses) and "
+        "\"task\" ({{\"type\": ..., \"index\": ...}}), got {!r}".format(
+            value)) from None
+  if not tasks:
+    return None
+  if mine not in tasks:
+    raise ValueError("TF_CONFIG's task {}:{} is not one of its cluster's chief "
+                     "and worker tasks ({})".format(
+                         mine[0], mine[1], ", ".join(
+                             "{}:{}".format(*t) for t in tasks)))
+  return Worker(len(tasks), tasks.index(mine),
+                "TF_CONFIG: task {}:{} of {} chief/worker tasks".format(
+                    mine[0], mine[1], len(tasks)))
+
+
 def resolve_worker(num_workers: Optional[int] = None,
                    worker_index: Optional[int] = None,
-                   environ: Optional[Mapping[str, str]] = None) -> Worker:
+                   environ: Optional[Mapping[str, str]] = None,
+                   tf_config_shards: bool = False) -> Worker:
   """(W, I) from the flags, else the scheduler's environment (module doc).
+
+  Args:
+    num_workers: `--num_workers`, or None.
+    worker_index: `--worker_index`, or None.
+    environ: the environment (`os.environ` if None).
+    tf_config_shards: whether a `TF_CONFIG` shares the items among its tasks.
 
   Raises:
     ValueError: naming the flag or variable, for inconsistent values.
@@ -82,6 +118,12 @@ def resolve_worker(num_workers: Optional[int] = None,
                        "(SLURM_ARRAY_TASK_COUNT)".format(num_workers, count))
     worker = Worker(count, task - first,
                     "Slurm array: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN")
+  elif (tf_config_shards and environ.get("TF_CONFIG", "").strip() and
+        _tf_config_worker(environ["TF_CONFIG"]) is not None):
+    worker = _tf_config_worker(environ["TF_CONFIG"])
+    if num_workers is not None and num_workers != worker.count:
+      raise ValueError("--num_workers={} but {}".format(num_workers,
+                                                        worker.source))
   else:
     worker = Worker(1 if num_workers is None else num_workers, 0,
                     "no scheduler: one worker" if num_workers in (None, 1)

@@ -1,4 +1,6 @@
-"""Tests of train.workers: flags, Kubernetes, Slurm."""
+"""Tests of train.workers: flags, Kubernetes, Slurm, TF_CONFIG."""
+
+import json
 
 from absl.testing import absltest
 
@@ -42,6 +44,32 @@ class ResolveWorkerTest(absltest.TestCase):
       workers.resolve_worker(3, None, env)
     with self.assertRaisesRegex(ValueError, "SLURM_ARRAY_TASK_MIN='x'"):
       workers.resolve_worker(None, None, dict(env, SLURM_ARRAY_TASK_MIN="x"))
+
+  def test_tf_config_as_shards(self):
+    cluster = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}
+    env = {"TF_CONFIG": json.dumps({"cluster": cluster,
+                                    "task": {"type": "worker", "index": 1}})}
+    w = workers.resolve_worker(None, None, env, tf_config_shards=True)
+    self.assertEqual((w.count, w.index), (3, 2))
+    self.assertIn("TF_CONFIG: task worker:1 of 3", w.describe())
+    # Not a share unless the binary says so (//train:heldout trains in sync).
+    w = workers.resolve_worker(None, None, env)
+    self.assertEqual((w.count, w.index), (1, 0))
+    # The scheduler's variables and the flags come first.
+    w = workers.resolve_worker(None, None, dict(env, SLURM_ARRAY_TASK_ID="1",
+                                                SLURM_ARRAY_TASK_MIN="0",
+                                                SLURM_ARRAY_TASK_COUNT="2"),
+                               tf_config_shards=True)
+    self.assertEqual((w.count, w.index), (2, 1))
+    with self.assertRaisesRegex(ValueError, "--num_workers=4 but TF_CONFIG"):
+      workers.resolve_worker(4, None, env, tf_config_shards=True)
+    bad = {"TF_CONFIG": json.dumps({"cluster": cluster,
+                                    "task": {"type": "worker", "index": 5}})}
+    with self.assertRaisesRegex(ValueError, "worker:5 is not one of"):
+      workers.resolve_worker(None, None, bad, tf_config_shards=True)
+    with self.assertRaisesRegex(ValueError, "TF_CONFIG must be JSON"):
+      workers.resolve_worker(None, None, {"TF_CONFIG": "{"},
+                             tf_config_shards=True)
 
 
 if __name__ == "__main__":
