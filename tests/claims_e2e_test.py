@@ -67,9 +67,11 @@ class ClaimsEndToEndTest(absltest.TestCase):
     # The killed worker's run is claimed by nobody alive: the status shows
     # it claimed, then stale once the claim has aged, and a restarted
     # worker takes it over.
-    status = subprocess.run(_command(shared, "0:8", stale + ["--status"]),
-                            env=env, timeout=300, capture_output=True,
-                            text=True, check=False)
+    # (Asked with a long staleness: on a loaded machine the live workers may
+    # have taken longer than --claim_stale_after=20 s to finish.)
+    status = subprocess.run(
+        _command(shared, "0:8", ["--claim_stale_after=3600", "--status"]),
+        env=env, timeout=300, capture_output=True, text=True, check=False)
     self.assertEqual(status.returncode, 0, status.stderr[-3000:])
     self.assertIn("ratio 0.7: 7 done, 1 claimed, 0 stale, 0 missing",
                   status.stdout)

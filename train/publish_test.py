@@ -48,7 +48,7 @@ class CopyingFileSystem(storage.LocalFileSystem):
     kill_at: the 1-based step before which it is killed (None: never).
   """
 
-  CHUNK = 2048
+  CHUNK = 4096
 
   def __init__(self, kill_at=None):
     self.steps = []
