@@ -142,7 +142,7 @@ class FakeGcsServer:
     return "http://{}:{}".format(host, port)
 
   def start(self):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     httpd.fake = self
     self._httpd = httpd
@@ -257,6 +257,12 @@ def _generation_matches(obj, query):
 def _error(status, message):
   return {"error": {"code": status, "message": message,
                     "errors": [{"message": message}]}}
+
+
+class _Server(http.server.ThreadingHTTPServer):
+  # Racing clients connect all at once; the default backlog of 5 would drop
+  # some connection attempts (retried by the kernel after a second).
+  request_queue_size = 64
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
