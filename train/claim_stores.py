@@ -203,9 +203,12 @@ class GcsClaimStore:
 
   def __init__(self, endpoint=None, timeout_s=60.0, attempts=5,
                backoff_s=0.5):
-    """Args:
+    """A store that sends its requests to `endpoint`.
+
+    Args:
       endpoint: base URL of the JSON API; by default STORAGE_EMULATOR_HOST
-        if set, else https://storage.googleapis.com.
+        if set, else https://storage.googleapis.com. Any endpoint but the
+        latter is used without credentials (an emulator or a test double).
       timeout_s: seconds to wait for a connection and for each response.
       attempts: tries of a request that meets 429/5xx or no response.
       backoff_s: wait before the first retry (doubling, with jitter).
@@ -282,7 +285,7 @@ class GcsClaimStore:
       if (response.status_code not in _RETRIED_STATUSES or
           attempt + 1 == self.attempts):
         return response, attempt > 0
-    return response, True
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
   @staticmethod
   def _message(response):

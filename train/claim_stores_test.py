@@ -307,24 +307,28 @@ class RunClaimsOnGcsTest(_FakeGcsTestCase):
 
   def test_heartbeat_keeps_a_claim_fresh_and_stale_ones_are_taken(self):
     folder = "gs://bucket/exp"
-    live = claims.RunClaims(folder, 0.7, stale_after_s=0.5,
+    live = claims.RunClaims(folder, 0.7, stale_after_s=30,
                             refresh_every_s=0.05)
-    other = claims.RunClaims(folder, 0.7, stale_after_s=0.5,
+    other = claims.RunClaims(folder, 0.7, stale_after_s=30,
                              refresh_every_s=0.05)
     self.assertTrue(live.try_claim(1))
     first = self.server.objects[(BUCKET, "exp/0.7/.1.claim")].generation
-    time.sleep(0.8)
-    self.assertGreater(
-        self.server.objects[(BUCKET, "exp/0.7/.1.claim")].generation, first)
-    self.assertFalse(other.try_claim(1))  # refreshed: fresh
+    self.server.age(BUCKET, "exp/0.7/.1.claim", 100)
+    deadline = time.time() + 10
+    while (self.server.objects[(BUCKET, "exp/0.7/.1.claim")].generation ==
+           first and time.time() < deadline):
+      time.sleep(0.02)
+    self.assertFalse(other.try_claim(1))  # refreshed: fresh again
     live._stop.set()  # pylint: disable=protected-access  # "killed"
-    time.sleep(0.8)
+    live._thread.join(timeout=10)  # pylint: disable=protected-access
+    self.server.age(BUCKET, "exp/0.7/.1.claim", 100)
     self.assertTrue(other.try_claim(1))
     self.assertFalse(live.still_ours(1))
+    live.refresh()
+    self.assertTrue(other.still_ours(1))
     other.release_all()
     live.release_all()
     self.assertEqual(self.server.objects, {})
-
 
 if __name__ == "__main__":
   absltest.main()
