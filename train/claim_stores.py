@@ -245,8 +245,10 @@ class GcsClaimStore:
       if self.anonymous:
         session = requests.Session()
       else:
-        import google.auth  # pylint: disable=g-import-not-at-top
-        from google.auth.transport import requests as auth_requests  # pylint: disable=g-import-not-at-top
+        # pylint: disable=g-import-not-at-top
+        import google.auth
+        from google.auth.transport import requests as auth_requests
+        # pylint: enable=g-import-not-at-top
         with self._credentials_lock:
           if self._credentials is None:
             self._credentials, _ = google.auth.default(scopes=_GCS_SCOPES)
@@ -319,7 +321,7 @@ class GcsClaimStore:
     raise self._fail(response, path, what)
 
   def create(self, path, text) -> bool:
-    """Creates `path` holding `text` if it does not exist; True if it did not."""
+    """Creates `path` holding `text` if absent; True if it was absent."""
     return self._upload(path, text, 0, "create")
 
   def read(self, path) -> Optional[StoredClaim]:

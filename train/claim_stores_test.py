@@ -212,6 +212,22 @@ class GcsClaimStoreTest(_FakeGcsTestCase):
                                 r"gs://bucket/x: GCS read .*no response"):
       store.read("gs://bucket/x")
 
+  def test_credentials_from_google_auth_default(self):
+    import google.auth.credentials  # pylint: disable=g-import-not-at-top
+    with mock.patch.dict(os.environ):
+      os.environ.pop(claim_stores.EMULATOR_HOST_ENV)
+      store = claim_stores.GcsClaimStore()
+    self.assertFalse(store.anonymous)
+    store.endpoint = self.server.base_url  # the fake, with credentials
+    with mock.patch("google.auth.default", return_value=(
+        google.auth.credentials.AnonymousCredentials(), None)) as default:
+      self.assertTrue(store.create("gs://bucket/x", "mine"))
+      self.assertEqual(store.read("gs://bucket/x").text, "mine")
+    default.assert_called_once_with(
+        scopes=("https://www.googleapis.com/auth/devstorage.read_write",))
+    self.assertEqual(type(store._session()).__name__,  # pylint: disable=protected-access
+                     "AuthorizedSession")
+
 
 class ForPathTest(absltest.TestCase):
 
