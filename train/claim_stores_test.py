@@ -225,8 +225,8 @@ class GcsClaimStoreTest(_FakeGcsTestCase):
       self.assertEqual(store.read("gs://bucket/x").text, "mine")
     default.assert_called_once_with(
         scopes=("https://www.googleapis.com/auth/devstorage.read_write",))
-    self.assertEqual(type(store._session()).__name__,  # pylint: disable=protected-access
-                     "AuthorizedSession")
+    session = store._session()  # pylint: disable=protected-access
+    self.assertEqual(type(session).__name__, "AuthorizedSession")
 
 
 class ForPathTest(absltest.TestCase):
