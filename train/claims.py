@@ -19,6 +19,13 @@ and every worker exits 0. `stale_after_s` must exceed the longest pause a
 live worker may take between heartbeats (default 10 minutes, heartbeats
 every 30 s).
 
+Where the claims live is `claim_stores.for_path(output_dir)`: the above on a
+local or shared file system; on `gs://` the same protocol with GCS
+generation preconditions instead of `O_EXCL` and the rename
+(`claim_stores.GcsClaimStore`: of several takers exactly one wins, no
+read-back delay; claim ages there follow GCS's clock, so workers need
+NTP-synced clocks).
+
 `experiment_status` reads the claims and runs of a folder for
 `//train:heldout --status`.
 """
