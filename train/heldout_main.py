@@ -39,6 +39,7 @@ from absl import logging
 import tensorflow as tf
 
 from heldout import cli
+from heldout import storage
 from heldout.data import registry as data_registry
 from train import batched
 from train import claims
@@ -96,8 +97,13 @@ def main(argv):
   cli.check_no_arguments(argv)
   cli.require_flags(output_dir=_OUTPUT_DIR.value)
   if _STATUS.value:
+    output_dir = cli.resolve_path(_OUTPUT_DIR.value)
+    if not storage.for_path(output_dir).isdir(output_dir):
+      raise ValueError("--output_dir={}: no such folder (no job has written "
+                       "there yet, or it cannot be reached)".format(
+                           output_dir))
     print(claims.status_text(claims.experiment_status(
-        cli.resolve_path(_OUTPUT_DIR.value),
+        output_dir,
         subsets.parse_runs(_RUNS.value) if _RUNS.present else None,
         stale_after_s=_CLAIM_STALE_AFTER.value)))
     return
