@@ -217,6 +217,14 @@ def run(main_fn: Callable[..., Optional[int]]) -> None:
   app.run(exit_status(main_fn), flags_parser=parse_flags)
 
 
+def calling_module_name(depth: int = 2) -> str:
+  """The module `depth` frames up, as absl names it (the main script by its
+  path): for a flag-defining helper, whose flags should be listed among the
+  binary's own in `--help` (`module_name=` of `flags.DEFINE_*`)."""
+  name = sys._getframe(depth).f_globals.get("__name__")  # pylint: disable=protected-access
+  return sys.argv[0] if name == "__main__" else name
+
+
 def check_no_arguments(argv) -> None:
   """Raises ValueError if positional arguments follow the program name.
 

@@ -235,7 +235,7 @@ def run(output_dir, dataset_name, data_dir=None, progress=True):
       stored = json.load(f)
     if stored.get("key") == cache_key:
       done = stored["accuracies"]
-  if method_runs._small(config):  # pylint: disable=protected-access
+  if method_runs.batched_trainable(config):
     train_subsets = pruning.batched_subset_trainer(noisy, config)
   else:
     from heldout.models import registry  # pylint: disable=g-import-not-at-top

@@ -245,6 +245,11 @@ def train_flops_per_example(arch, module, image_shape) -> float:
   return flops
 
 
+def supports(config) -> bool:
+  """Whether batched training can train `config` (its arch, no augmentation)."""
+  return config.arch in SUPPORTED_ARCHS and not config.augment
+
+
 def check_batched_k(k: int, config):
   """Raises ValueError unless `k` (0: off) suits `config` for batched training."""
   if k < 0:

@@ -50,22 +50,13 @@ from train import multi_worker
 from train import subsets
 from train import workers
 
-_DATASET = flags.DEFINE_string(
-    "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 or "
-    "npz:/path/file.npz.")
-_CONFIG = flags.DEFINE_string(
-    "config", None, "Training recipe (train/configs); the dataset's default "
-    "if unset.")
-_ARCH = flags.DEFINE_string(
-    "arch", None, "Architecture (heldout.models.registry); the config's if "
-    "unset. A different arch uses its default constructor arguments.")
+_DATASET, _CONFIG, _ARCH, _EPOCHS, _DATA_DIR = configs.define_flags()
 _SUBSET_RATIO = flags.DEFINE_float("subset_ratio", 0.7,
                                    "Fraction of the training set per run.")
 _RUNS = flags.DEFINE_string("runs", "0:1", "Run ids: a:b (a <= id < b), "
                             "single ids, comma separated.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Experiment folder.")
 _NUM_WORKERS, _WORKER_INDEX = workers.define_flags("runs")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _BATCHED_K = flags.DEFINE_integer(
     "batched_k", 0, "If > 0, train K models at once in one batched "
     "computation (mlp and small_cnn only; train/batched.py).")
@@ -87,7 +78,6 @@ _TF_CONFIG = flags.DEFINE_enum(
     "What a TF_CONFIG naming several tasks means: `train` each model on all "
     "of them in sync (train/multi_worker.py), or `shard` the runs among "
     "them (each task trains its own runs, as a job array would).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 

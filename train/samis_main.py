@@ -42,18 +42,11 @@ from train import subsets
 from train import workers
 from train.configs import samis as samis_configs
 
-_DATASET = flags.DEFINE_string(
-    "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 or "
-    "npz:/path/file.npz.")
-_CONFIG = flags.DEFINE_string(
-    "config", None, "Training recipe of both runs of a pair (train/configs); "
-    "for digits and CIFAR the SAMIS recipe (train/configs/samis.py), else "
-    "the dataset's default.")
-_ARCH = flags.DEFINE_string(
-    "arch", None, "Architecture (heldout.models.registry); the config's if "
-    "not given.")
-_EPOCHS = flags.DEFINE_integer(
-    "epochs", None, "Override the config's epochs (premature: default 20).")
+_DATASET, _CONFIG, _ARCH, _EPOCHS, _DATA_DIR = configs.define_flags(
+    config_help="Training recipe of both runs of a pair (train/configs); for "
+    "digits and CIFAR the SAMIS recipe (train/configs/samis.py), else the "
+    "dataset's default.",
+    epochs_help="Override the config's epochs (premature: default 20).")
 _FOLDS = flags.DEFINE_integer(
     "folds", 10, "Folds of the training set; each pair holds one out "
     "(ignored with --premature).")
@@ -72,7 +65,6 @@ _MEMORIZATION = flags.DEFINE_string(
     ".npz) to correlate SAMIS with.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace outputs and runs made with other arguments.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 

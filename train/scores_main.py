@@ -46,18 +46,9 @@ from train import scoring
 from train import subsets
 from train import workers
 
+_DATASET, _CONFIG, _ARCH, _EPOCHS, _DATA_DIR = configs.define_flags()
 _METHOD = flags.DEFINE_enum("method", None, list(scoring.METHODS),
                             "What to score.")
-_DATASET = flags.DEFINE_string(
-    "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 or "
-    "npz:/path/file.npz.")
-_CONFIG = flags.DEFINE_string(
-    "config", None, "Training recipe (train/configs); the dataset's default "
-    "if not given.")
-_ARCH = flags.DEFINE_string(
-    "arch", None, "Architecture (heldout.models.registry); the config's if "
-    "not given.")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Override the config's epochs.")
 _SEEDS = flags.DEFINE_string("seeds", "0:10", "Seeds: a:b (a <= s < b), "
                              "comma-separated ids and ranges.")
 _NUM_WORKERS, _WORKER_INDEX = workers.define_flags("seeds")
@@ -78,7 +69,6 @@ _BATCHED_K = flags.DEFINE_integer(
 _OUTPUT = flags.DEFINE_string("output", None, "The score file (.npz).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace outputs made with other arguments.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _DEFAULT_BATCHED_K = 16
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
@@ -92,8 +82,7 @@ def main(argv):
   batched_k = _BATCHED_K.value
   if batched_k is None:
     batched_k = (_DEFAULT_BATCHED_K if _METHOD.value != "ssft" and
-                 config.arch in batched.SUPPORTED_ARCHS and
-                 not config.augment else 0)
+                 batched.supports(config) else 0)
   batched.check_batched_k(batched_k, config)
   if batched_k and _METHOD.value == "ssft":
     raise ValueError("`batched_k`: ssft stops each model at its own epoch; "

@@ -148,14 +148,17 @@ def define_flags(what: str = "items"):
     their values to `resolve_worker`.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from heldout import cli  # pylint: disable=g-import-not-at-top
+  module = cli.calling_module_name()
   num_workers = flags.DEFINE_integer(
       "num_workers", None,
       "Machines sharing the {} (default: from the scheduler, "
-      "train/workers.py: a Kubernetes Indexed Job or a Slurm array; else "
-      "1).".format(what))
+      "train/workers.py: a Kubernetes Indexed Job, a Slurm array or "
+      "TF_CONFIG; else 1).".format(what), module_name=module)
   worker_index = flags.DEFINE_integer(
       "worker_index", None,
       "This machine's index in [0, num_workers): it takes item r of the {} "
       "if r % num_workers == worker_index (default: from the scheduler: "
-      "JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID; else 0).".format(what))
+      "JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, TF_CONFIG; else 0).".format(
+          what), module_name=module)
   return num_workers, worker_index

@@ -97,9 +97,10 @@ class MethodScores:
   seconds: Dict[str, float]
 
 
-def _small(config):
+def batched_trainable(config) -> bool:
+  """Whether `config` trains batched (`train.batched.supports`)."""
   from train import batched  # pylint: disable=g-import-not-at-top
-  return config.arch in batched.SUPPORTED_ARCHS and not config.augment
+  return batched.supports(config)
 
 
 def _stored(path, method, args) -> Optional[score_file.Scores]:
@@ -119,7 +120,7 @@ def _heldout_experiment(setting, progress):
   config = setting.configs["heldout"]
   experiment = os.path.join(setting.work_dir, "experiment")
   runs = list(range(setting.heldout_runs))
-  if _small(config) and setting.batched_k:
+  if batched_trainable(config) and setting.batched_k:
     batched.train_heldout_batched(setting.dataset, config.arch,
                                   setting.subset_ratio, runs, experiment,
                                   config, k=setting.batched_k,
@@ -177,7 +178,7 @@ def _training_dynamics(setting, method, progress):
       score_epochs={"el2n": (setting.el2n_epoch,), "grand": (0,)}.get(
           method, ()),
       second_epochs=config.epochs if method == "ssft" else 0)
-  k = (setting.batched_k if method != "ssft" and _small(config) else 0)
+  k = (setting.batched_k if method != "ssft" and batched_trainable(config) else 0)
   output = os.path.join(setting.work_dir, "runs", method + ".npz")
   os.makedirs(os.path.dirname(output), exist_ok=True)
   paths = scoring.train_and_score(
@@ -243,7 +244,7 @@ def _self_influence(setting, progress):
   dataset = setting.dataset
   models = os.path.join(setting.work_dir, "full_data_models")
   runs = list(setting.seeds)
-  if _small(config) and setting.batched_k:
+  if batched_trainable(config) and setting.batched_k:
     batched.train_heldout_batched(dataset, config.arch, 1.0, runs, models,
                                   config, k=setting.batched_k,
                                   progress=progress)

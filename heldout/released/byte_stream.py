@@ -32,6 +32,7 @@ import urllib.request
 from absl import logging
 
 from heldout import errors
+from heldout.released import streams
 
 SOURCES = ("auto", "http", "gsutil", "gfile", "local")
 
@@ -447,12 +448,7 @@ class ResumableStream:
   def read(self, size=-1):
     """Reads up to `size` bytes (all remaining when negative); b"" only at the end."""
     if size is None or size < 0:
-      chunks = []
-      while True:
-        chunk = self.read(1 << 20)
-        if not chunk:
-          return b"".join(chunks)
-        chunks.append(chunk)
+      return streams.read_all(self.read)
     if size == 0 or self._eof:
       return b""
     while True:

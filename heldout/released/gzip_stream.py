@@ -16,6 +16,7 @@ import struct
 import zlib
 
 from heldout import errors
+from heldout.released import streams
 
 _MAGIC = b"\x1f\x8b"
 _DEFLATE = 8
@@ -181,12 +182,7 @@ class GzipStreamReader:
       ArchiveError: for anything but a complete, verified gzip stream.
     """
     if size is None or size < 0:
-      chunks = []
-      while True:
-        chunk = self.read(1 << 20)
-        if not chunk:
-          return b"".join(chunks)
-        chunks.append(chunk)
+      return streams.read_all(self.read)
     if size == 0:
       return b""
     while True:

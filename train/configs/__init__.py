@@ -86,3 +86,35 @@ def resolve_config(dataset_name: str, name=None, arch=None,
 __all__ = ["CONFIGS", "DEFAULT_CONFIGS", "TrainConfig", "base",
            "data_diet", "default_config_name", "get_config",
            "resolve_config", "samis", "ssft"]
+
+
+def define_flags(config_help: str = "Training recipe (train/configs); the "
+                 "dataset's default if not given.",
+                 epochs_help: str = "Override the config's epochs."):
+  """Defines a training binary's `--dataset`, `--config`, `--arch`,
+  `--epochs` and `--data_dir` (one definition for every binary).
+
+  Args:
+    config_help: the help of `--config` (a binary's own default recipes).
+    epochs_help: the help of `--epochs`.
+
+  Returns:
+    (dataset, config, arch, epochs, data_dir) `FlagHolder`s; pass the first
+    four values to `resolve_config`.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from heldout import cli  # pylint: disable=g-import-not-at-top
+  module = cli.calling_module_name()  # Listed in the binary's --help.
+  return (
+      flags.DEFINE_string(
+          "dataset", "digits", "digits, mnist, cifar10:3.0.2, cifar100:3.0.2 "
+          "or npz:/path/file.npz.", module_name=module),
+      flags.DEFINE_string("config", None, config_help, module_name=module),
+      flags.DEFINE_string(
+          "arch", None, "Architecture (heldout.models.registry); the "
+          "config's if not given. A different arch uses its default "
+          "constructor arguments.", module_name=module),
+      flags.DEFINE_integer("epochs", None, epochs_help, module_name=module),
+      flags.DEFINE_string("data_dir", None, "TFDS data directory.",
+                          module_name=module),
+  )
