@@ -115,7 +115,10 @@ def score_run(model_dir: str, dataset, output: str,
               factors_dir: Optional[str] = None, arch: Optional[str] = None,
               num_classes: Optional[int] = None,
               batch_size: int = 256, overwrite: bool = False,
-              progress: bool = True, log=print) -> Written:
+              progress: bool = True, log=print,
+              query_batch_size: Optional[int] = None,
+              query_memory_mb: float = influence.DEFAULT_QUERY_MEMORY_MB
+              ) -> Written:
   """Influence functions of one run, written to `output`.
 
   Args:
@@ -139,6 +142,9 @@ def score_run(model_dir: str, dataset, output: str,
     overwrite: replace outputs and artefacts made with other arguments.
     progress: progress bars.
     log: prints a line.
+    query_batch_size: queries preconditioned and scored per pass over the
+      training examples (None: as many as fill `query_memory_mb`).
+    query_memory_mb: memory of one chunk of preconditioned queries.
 
   Returns:
     `Written`.
@@ -166,7 +172,8 @@ def score_run(model_dir: str, dataset, output: str,
       model_id="{} ({})".format(os.path.abspath(run.checkpoint_prefix),
                                 run.arch),
       factors_dir=factors_dir, overwrite=overwrite, batch_size=batch_size,
-      progress=progress)
+      progress=progress, query_batch_size=query_batch_size,
+      query_memory_mb=query_memory_mb)
   log("{} tracked layers ({} parameters); {} training examples ({})".format(
       len(functions.tracked),
       sum(t.d_out * t.d_in for t in functions.tracked), len(train_examples),
