@@ -148,10 +148,12 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     result = self._run_ok(f"--model_dir={GOLDEN_RUN}",
                           "--dataset=npz:cifar_like.npz",
                           "--strategy=diagonal", "--damping=heuristic",
-                          "--self", "--output=self.npz", "--batch_size=8")
+                          "--self", "--output=self.npz", "--batch_size=8",
+                          "--devices=cpu")
     self.assertIn("restored small_inception (num_classes=10), epoch 200",
                   result.stdout)
     self.assertIn("20 tracked layers", result.stdout)
+    self.assertIn("1 replica (OneDeviceStrategy", result.stdout)
     scores = score_file.read_scores(os.path.join(self.root, "self.npz"))
     self.assertEqual(scores.method, "self_influence_diagonal")
     np.testing.assert_array_equal(scores.index, np.arange(8))

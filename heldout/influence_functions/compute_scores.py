@@ -113,7 +113,9 @@ def compute_pairwise_scores(
                           Iterable[Mapping[str, np.ndarray]]],
     query_index, dtype: str = "float32", top_k: Optional[int] = None,
     per_module: bool = False, batch_size: int = passes.DEFAULT_BATCH_SIZE,
-    progress: bool = True) -> PairwiseScores:
+    progress: bool = True,
+    distribute_strategy: Optional[tf.distribute.Strategy] = None
+) -> PairwiseScores:
   """Scores of every training example for every preconditioned query.
 
   The queries come whole or in chunks: each chunk is scored by its own pass
@@ -135,6 +137,9 @@ def compute_pairwise_scores(
     per_module: also return the per-layer scores (dense only).
     batch_size: training examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `PairwiseScores`.
@@ -181,7 +186,8 @@ def compute_pairwise_scores(
         return scores, tf.reduce_sum(scores, axis=0)
 
       # Queries are arguments, not captures: one trace serves every chunk.
-      step = passes.compile_step(step)
+      step = passes.compile_step(step, distribute_strategy,
+                                 passes.concat_replicas(-1), num_batch_args=2)
     elif structure != [len(q) for q in queries]:
       raise ValueError("query chunks must be compressed alike; chunk at "
                        "query {} is not".format(first))
@@ -248,7 +254,9 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
                         self_measurement: bool = False,
                         dtype: str = "float32",
                         batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                        progress: bool = True) -> SelfScores:
+                        progress: bool = True,
+                        distribute_strategy: Optional[
+                            tf.distribute.Strategy] = None) -> SelfScores:
   """<P(g_n), g_n> for every example, per layer and in total.
 
   Args:
@@ -263,6 +271,9 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
     dtype: of the products.
     batch_size: examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `SelfScores`.
@@ -283,7 +294,8 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
     layers = tf.stack(out)
     return layers, tf.reduce_sum(layers, axis=0)
 
-  step = passes.compile_step(step)
+  step = passes.compile_step(step, distribute_strategy,
+                             passes.concat_replicas(-1))
   layers = np.zeros((len(tracked), len(examples)), dtype)
   values = np.zeros(len(examples), dtype)
   for start, images, labels, _ in passes.batches(model, examples, batch_size,

@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from heldout.estimators import pipeline
 from heldout.influence_functions import arguments
@@ -107,7 +108,8 @@ class InfluenceFunctions:
                batch_size: int = passes.DEFAULT_BATCH_SIZE,
                progress: bool = True,
                query_batch_size: Optional[int] = None,
-               query_memory_mb: float = DEFAULT_QUERY_MEMORY_MB):
+               query_memory_mb: float = DEFAULT_QUERY_MEMORY_MB,
+               distribute_strategy: Optional[tf.distribute.Strategy] = None):
     """Tracks the model's layers.
 
     Args:
@@ -125,6 +127,10 @@ class InfluenceFunctions:
         `query_memory_mb`. It changes memory and time, not the scores.
       query_memory_mb: the memory the preconditioned gradients of one chunk
         of queries may take, when `query_batch_size` is None.
+      distribute_strategy: None (the default device) or a
+        `tf.distribute.Strategy` (`devices.make_strategy`): every pass
+        splits each batch across its replicas. Like `batch_size`, it
+        changes where and how fast, not the artefacts.
 
     Raises:
       UnsupportedModelError: if the model's layers cannot be tracked.
@@ -148,6 +154,7 @@ class InfluenceFunctions:
     self.overwrite = overwrite
     self.batch_size = batch_size
     self.progress = progress
+    self.distribute_strategy = distribute_strategy
     self.tracked = tracked_modules.find_tracked_modules(model)
     self.query_batch_size = query_batch_size or default_query_batch_size(
         self.tracked, factor_args.dtype, query_memory_mb)
@@ -180,7 +187,8 @@ class InfluenceFunctions:
           self._path(COVARIANCES), self._stage_args("covariances", **common),
           lambda: covariances_lib.fit_covariances(
               self.model, self.tracked, train, fa, self.batch_size,
-              self.progress), self.overwrite, "covariances")
+              self.progress, self.distribute_strategy), self.overwrite,
+          "covariances")
       eigen = artefacts.load_or_compute(
           self._path(EIGENDECOMPOSITION),
           self._stage_args("eigendecomposition", **common),
@@ -193,7 +201,8 @@ class InfluenceFunctions:
           self._path(lambda_name(fa.strategy)),
           self._stage_args("lambda", **self._fit_args),
           lambda: lambda_lib.fit_lambda(self.model, self.tracked, train, fa,
-                                        eigen, self.batch_size, self.progress),
+                                        eigen, self.batch_size, self.progress,
+                                        self.distribute_strategy),
           self.overwrite, "{} eigenvalues".format(fa.strategy))
     for what, arrays in (("eigendecomposition", eigen),
                          ("{} eigenvalues".format(fa.strategy), lambdas)):
@@ -258,7 +267,8 @@ class InfluenceFunctions:
       return precondition_lib.precondition_queries(
           self.model, self.tracked, queries.take(start, stop),
           self.preconditioner, sa.measurement, sa.query_rank,
-          self.factor_args.dtype, self.batch_size, self.progress)
+          self.factor_args.dtype, self.batch_size, self.progress,
+          self.distribute_strategy)
 
     def load_or_compute():
       for start, stop in chunks:
@@ -292,7 +302,8 @@ class InfluenceFunctions:
         self.model, self.tracked, train,
         self.preconditioned_query_chunks(queries), queries.index,
         self.factor_args.dtype, top_k=top_k, per_module=per_module,
-        batch_size=self.batch_size, progress=self.progress)
+        batch_size=self.batch_size, progress=self.progress,
+        distribute_strategy=self.distribute_strategy)
 
   def self_scores(self, examples: examples_lib.Examples
                   ) -> compute_scores.SelfScores:
@@ -301,7 +312,8 @@ class InfluenceFunctions:
     return compute_scores.compute_self_scores(
         self.model, self.tracked, examples, self.preconditioner,
         self.score_args.measurement, self.score_args.self_measurement,
-        self.factor_args.dtype, self.batch_size, self.progress)
+        self.factor_args.dtype, self.batch_size, self.progress,
+        self.distribute_strategy)
 
   def arguments(self) -> dict:
     """Every argument behind the scores, for the output's `args_json`."""

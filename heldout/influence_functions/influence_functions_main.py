@@ -17,7 +17,8 @@ queries -> scores), each with a progress bar, keep their artefacts in
 arguments and finished stages are reused; other arguments are refused unless
 --overwrite. Queries are preconditioned and scored in chunks of
 --query_batch_size (default: as many as fit --query_memory_mb), one pass over
-the training examples each. The output is pairwise scores (see
+the training examples each; --devices splits each batch across the GPUs
+(auto: all of them when there are several). The output is pairwise scores (see
 `heldout/influence_functions/score_run.py`) or, with --self, the per-example
 score file of self-influence (with its CSV). Relative paths are taken from
 where `bazel run` was started; errors are one line `error: ...`.
@@ -28,6 +29,7 @@ from absl import flags
 from heldout import cli
 from heldout.data import registry as data_registry
 from heldout.influence_functions import arguments
+from heldout.influence_functions import devices
 from heldout.influence_functions import influence
 from heldout.influence_functions import score_run
 
@@ -74,8 +76,14 @@ _QUERY_BATCH_SIZE = flags.DEFINE_integer(
     "query_batch_size", None, "Queries preconditioned and scored per pass "
     "over the training examples; default: as many as fit --query_memory_mb.")
 _QUERY_MEMORY_MB = flags.DEFINE_float(
-    "query_memory_mb", influence.DEFAULT_QUERY_MEMORY_MB, "Memory of one chunk of preconditioned query "
-    "gradients (MB), when --query_batch_size is unset.")
+    "query_memory_mb", influence.DEFAULT_QUERY_MEMORY_MB,
+    "Memory of one chunk of preconditioned query gradients (MB), when "
+    "--query_batch_size is unset.")
+_DEVICES = flags.DEFINE_string(
+    "devices", devices.AUTO, "Where the passes run: auto (every GPU when "
+    "there are several, else the default device), cpu, or a number of "
+    "replicas N (the first N GPUs, else N logical CPUs); each batch is "
+    "split across the replicas.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output .npz.")
 _FACTORS_DIR = flags.DEFINE_string("factors_dir", None, "Stage artefacts; "
                                    "default <output>.factors/.")
@@ -119,7 +127,7 @@ def main(argv):
       num_classes=_NUM_CLASSES.value, batch_size=_BATCH_SIZE.value,
       overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
       query_batch_size=_QUERY_BATCH_SIZE.value,
-      query_memory_mb=_QUERY_MEMORY_MB.value)
+      query_memory_mb=_QUERY_MEMORY_MB.value, devices=_DEVICES.value)
   print("wrote {}: {} (factors in {})".format(written.output, written.summary,
                                               written.factors_dir))
 

@@ -112,7 +112,9 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
                          query_rank: Optional[int] = None,
                          dtype: str = "float32",
                          batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                         progress: bool = True) -> Dict[str, np.ndarray]:
+                         progress: bool = True,
+                         distribute_strategy: Optional[tf.distribute.Strategy] = None
+                         ) -> Dict[str, np.ndarray]:
   """P(gradient of the measurement) of every query, per layer.
 
   Args:
@@ -125,6 +127,9 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
     dtype: of the products.
     batch_size: queries per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     Per layer i: `query_key(i)` [Q, d_out, d_in], or, compressed,
@@ -140,7 +145,8 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
         i, tracked_modules.per_example_gradients(x, d))
             for i, (x, d) in enumerate(zip(a, s[0]))]
 
-  step = passes.compile_step(step)
+  step = passes.compile_step(step, distribute_strategy,
+                             passes.concat_replicas(0))
   # Compressed batch by batch into preallocated arrays: memory queries x r x
   # (d_out + d_in) for the compressed blocks, not queries x parameters, and
   # no second copy of the result.
