@@ -18,6 +18,7 @@ from heldout import tolerance
 from heldout.influence_functions import arguments
 from heldout.influence_functions import compute_scores
 from heldout.influence_functions import devices
+from heldout.influence_functions import eigendecompose
 from heldout.influence_functions import examples as examples_lib
 from heldout.influence_functions import fit_covariances
 from heldout.influence_functions import fit_lambda
@@ -98,7 +99,7 @@ class TwoReplicasTest(absltest.TestCase):
       functions.fit_factors(train)
       ekfac = fit_lambda.fit_lambda(
           model, tracked, train, args,
-          influence.eigen_lib.eigendecompose(covariances), BATCH, False,
+          eigendecompose.eigendecompose(covariances), BATCH, False,
           strategy)
       diagonal = fit_lambda.fit_lambda(
           model, tracked, train,
