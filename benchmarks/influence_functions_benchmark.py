@@ -24,10 +24,22 @@ r"""Influence functions: time of each stage, and agreement with the exact invers
 3. SmallInception (1.9M parameters in 20 tracked layers) on CIFAR-shaped
    random images (32x32x3): each stage's time for EKFAC, factors on
    `--inception_train` examples, `--inception_queries` queries against them.
+4. Memory of pairwise scores with the queries whole or in chunks: EKFAC
+   factors of SmallInception on `--memory_train` random images, then the
+   dense scores of `--memory_queries` queries against them with
+   `query_batch_size` = all queries (one chunk: every preconditioned
+   gradient held at once, 7.6 MB a query), `--memory_query_batch_size` and
+   the default (`--query_memory_mb` worth), each in a fresh process
+   (`multiprocessing` spawn): the peak resident memory of the process
+   (`resource.getrusage` ru_maxrss, which the factors' stages also count),
+   its resident memory before the pairwise stage and the time of it; and
+   the largest difference of each chunking's scores from the whole's.
 """
 
 import dataclasses
+import multiprocessing
 import os
+import resource
 import time
 from typing import Dict, List, Optional
 
@@ -57,6 +69,14 @@ _INCEPTION_QUERIES = flags.DEFINE_integer("inception_queries", 8,
                                           "SmallInception queries.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 512, "Examples per batch "
                                    "(digits).")
+_MEMORY_QUERIES = flags.DEFINE_integer(
+    "memory_queries", 200, "SmallInception queries of the memory comparison "
+    "(0: skip it).")
+_MEMORY_TRAIN = flags.DEFINE_integer(
+    "memory_train", 64, "SmallInception training examples of the memory "
+    "comparison.")
+_MEMORY_QUERY_BATCH_SIZE = flags.DEFINE_integer(
+    "memory_query_batch_size", 25, "The chunked run's query_batch_size.")
 
 STAGES = ("covariances", "eigendecomposition", "lambda",
           "precondition queries", "pairwise scores")
@@ -122,6 +142,9 @@ def _timed_stages(functions: influence.InfluenceFunctions, fit, queries, train,
   finally:
     for (module, name), fn in original.items():
       setattr(module, name, fn)
+  # The queries are preconditioned chunk by chunk inside the pairwise stage.
+  for seconds in (times, cpu_times):
+    seconds["pairwise scores"] -= seconds["precondition queries"]
   del batch_size
   return times, cpu_times, scores
 
@@ -245,6 +268,97 @@ def run_inception(num_train, num_queries, batch_size=32, seed=0):
   return StageTimes("SmallInception", "ekfac", seconds, cpu)
 
 
+def _resident_mb() -> float:
+  """The process's resident memory now, MB (Linux /proc)."""
+  with open("/proc/self/statm") as f:
+    pages = int(f.read().split()[1])
+  return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def pairwise_memory(arch: str, num_train: int, num_queries: int,
+                    query_batch_size: Optional[int], batch_size: int = 32,
+                    seed: int = 0) -> dict:
+  """EKFAC pairwise scores of random images; memory and time of the process.
+
+  Meant to run in a fresh process (`pairwise_memory_in_subprocess`): the
+  peak is the process's.
+
+  Args:
+    arch: "small_inception" (32x32x3 images) or "mlp" (8x8x1, hidden 4,
+      for tests).
+    num_train: examples the factors are fitted on and scored.
+    num_queries: queries.
+    query_batch_size: the chunk size, None for the default.
+    batch_size: examples per batch.
+    seed: of the model and the images.
+
+  Returns:
+    dict: query_batch_size (resolved), chunks, seconds (pairwise stage),
+    rss_before_mb, peak_mb, values ([Q, N] float32 scores).
+  """
+  tf.get_logger().setLevel("ERROR")
+  tf.random.set_seed(seed)
+  rng = np.random.default_rng(seed)
+  if arch == "mlp":
+    model = registry.build_model("mlp", 10, hidden_sizes=(4,))
+    shape = (8, 8, 1)
+  else:
+    model = registry.build_model(arch, 10)
+    shape = (32, 32, 3)
+  model(tf.constant(rng.uniform(size=(64,) + shape), tf.float32),
+        is_training=True)
+
+  def examples(n, name):
+    return examples_lib.Examples(
+        rng.uniform(size=(n,) + shape).astype(np.float32),
+        rng.integers(0, 10, n), np.arange(n), name)
+  train = examples(num_train, "random")
+  queries = examples(num_queries, "random q")
+  functions = influence.InfluenceFunctions(
+      model, arguments.FactorArgs(strategy="ekfac"),
+      arguments.ScoreArgs(damping="heuristic"), batch_size=batch_size,
+      progress=False, query_batch_size=query_batch_size)
+  functions.fit_factors(train)
+  rss_before = _resident_mb()
+  start = time.perf_counter()
+  scores = functions.pairwise_scores(queries, train)
+  seconds = time.perf_counter() - start
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  return dict(query_batch_size=functions.query_batch_size,
+              chunks=len(influence.query_chunks(
+                  num_queries, functions.query_batch_size)),
+              seconds=seconds, rss_before_mb=rss_before, peak_mb=peak,
+              values=scores.values)
+
+
+def pairwise_memory_in_subprocess(*args, **kwargs) -> dict:
+  """`pairwise_memory` in a fresh (spawned) process."""
+  with multiprocessing.get_context("spawn").Pool(1) as pool:
+    return pool.apply(pairwise_memory, args, kwargs)
+
+
+def format_memory_table(runs: List[dict], num_queries: int,
+                        num_train: int) -> str:
+  """Peak memory and time of each chunking, ratios to the whole (first)."""
+  whole = runs[0]
+  lines = ["SmallInception EKFAC dense pairwise scores, {} queries x {} "
+           "train:".format(num_queries, num_train),
+           "{:>17}{:>8}{:>12}{:>15}{:>13}{:>12}{:>12}{:>15}".format(
+               "query_batch_size", "chunks", "peak MB", "before MB",
+               "peak ratio", "pairwise s", "time ratio", "max |diff|")]
+  scale = float(np.abs(whole["values"]).max())
+  for run in runs:
+    diff = float(np.abs(run["values"].astype(np.float64) -
+                        whole["values"]).max())
+    lines.append(
+        "{:>17}{:>8}{:>12.0f}{:>15.0f}{:>13.2f}{:>12.2f}{:>12.2f}{:>15}"
+        .format(run["query_batch_size"], run["chunks"], run["peak_mb"],
+                run["rss_before_mb"], run["peak_mb"] / whole["peak_mb"],
+                run["seconds"], run["seconds"] / whole["seconds"],
+                "{:.1e} x max".format(diff / scale)))
+  return "\n".join(lines)
+
+
 def format_table(times: List[StageTimes], agreements: List[Agreement],
                  exact_seconds: Optional[float] = None,
                  num_params: Optional[int] = None,
@@ -294,6 +408,14 @@ def main(argv):
                                _INCEPTION_QUERIES.value))
   print(format_table(times, agreements, exact_seconds, num_params,
                      _QUERIES.value, _TRAIN.value))
+  if _MEMORY_QUERIES.value:
+    runs = [pairwise_memory_in_subprocess(
+        "small_inception", _MEMORY_TRAIN.value, _MEMORY_QUERIES.value, size)
+            for size in (_MEMORY_QUERIES.value,
+                         _MEMORY_QUERY_BATCH_SIZE.value, None)]
+    print()
+    print(format_memory_table(runs, _MEMORY_QUERIES.value,
+                              _MEMORY_TRAIN.value))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from absl.testing import absltest
 import numpy as np
 
 from benchmarks import influence_functions_benchmark as benchmark
+from heldout import tolerance
 
 
 class InfluenceFunctionsBenchmarkTest(absltest.TestCase):
@@ -29,6 +30,20 @@ class InfluenceFunctionsBenchmarkTest(absltest.TestCase):
                                    num_params, 4, 20)
     self.assertIn("digits MLP EKFAC factors + 4x20 pairwise", table)
     self.assertIn("against the exact damped true-Fisher inverse", table)
+
+  def test_pairwise_memory_table(self):
+    # In this process (the benchmark spawns one per run), a tiny MLP.
+    runs = [benchmark.pairwise_memory("mlp", 12, 5, size, batch_size=4)
+            for size in (5, 2)]
+    self.assertEqual([r["chunks"] for r in runs], [1, 3])
+    self.assertEqual(runs[0]["values"].shape, (5, 12))
+    tolerance.assert_close(runs[1]["values"], runs[0]["values"],
+                           tolerance.ELEMENTWISE * 4)
+    self.assertTrue(all(r["peak_mb"] >= r["rss_before_mb"] > 0
+                        for r in runs))
+    table = benchmark.format_memory_table(runs, 5, 12)
+    self.assertIn("5 queries x 12 train", table)
+    self.assertIn("peak ratio", table)
 
   def test_agreement_of_identical_scores(self):
     values = np.random.default_rng(0).normal(size=(3, 30))

@@ -1,9 +1,10 @@
 """End-to-end: the built `//heldout/influence_functions` binary.
 
 On a digits MLP run (64-32-10, written in the released layout): EKFAC
-pairwise scores dense with per-layer scores, then top-k from the same
-factors (reused, not recomputed), a re-run with other arguments refused as
-one error line, and --overwrite. On the golden released SmallInception run
+pairwise scores dense with per-layer scores (queries in chunks of 7), then
+top-k from the same factors and preconditioned query chunks (reused, not
+recomputed), a re-run with other arguments refused as one error line, and
+--overwrite. On the golden released SmallInception run
 (`heldout/testdata`), architecture inferred from its checkpoint, on
 CIFAR-shaped images from an npz dataset: self-influence written as the
 per-example score file.
@@ -78,7 +79,8 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     common = ["--model_dir=digits_run", "--dataset=digits",
               "--strategy=ekfac", "--damping=heuristic", "--fisher=true",
               "--queries=test[:20]", "--train=train[:300]",
-              "--factors_dir=digits.factors", "--batch_size=128"]
+              "--factors_dir=digits.factors", "--batch_size=128",
+              "--query_batch_size=7"]  # 20 queries: chunks of 7, 7, 6
     result = self._run_ok(*common, "--output=dense.npz", "--per_module")
     self.assertIn("restored mlp (num_classes=10)", result.stdout)
     self.assertIn("wrote", result.stdout)
@@ -106,6 +108,10 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     mtimes = {n: os.stat(os.path.join(factors, n)).st_mtime_ns
               for n in os.listdir(factors)}
     self.assertLen(mtimes, 4)
+    self.assertEqual(sorted(os.listdir(os.path.join(
+        factors, "preconditioned_queries_ekfac"))),
+                     ["args.json", "queries_0-7.npz", "queries_14-20.npz",
+                      "queries_7-14.npz"])
     self._run_ok(*common, "--output=top.npz", "--top_k=7")
     self.assertEqual(mtimes, {n: os.stat(os.path.join(factors, n)).st_mtime_ns
                               for n in os.listdir(factors)})
@@ -142,10 +148,12 @@ class InfluenceFunctionsBinaryTest(absltest.TestCase):
     result = self._run_ok(f"--model_dir={GOLDEN_RUN}",
                           "--dataset=npz:cifar_like.npz",
                           "--strategy=diagonal", "--damping=heuristic",
-                          "--self", "--output=self.npz", "--batch_size=8")
+                          "--self", "--output=self.npz", "--batch_size=8",
+                          "--devices=cpu")
     self.assertIn("restored small_inception (num_classes=10), epoch 200",
                   result.stdout)
     self.assertIn("20 tracked layers", result.stdout)
+    self.assertIn("1 replica (OneDeviceStrategy", result.stdout)
     scores = score_file.read_scores(os.path.join(self.root, "self.npz"))
     self.assertEqual(scores.method, "self_influence_diagonal")
     np.testing.assert_array_equal(scores.index, np.arange(8))

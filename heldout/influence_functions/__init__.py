@@ -13,6 +13,7 @@ from heldout.influence_functions.arguments import ScoreArgs
 from heldout.influence_functions.arguments import STRATEGIES
 from heldout.influence_functions.compute_scores import PairwiseScores
 from heldout.influence_functions.compute_scores import SelfScores
+from heldout.influence_functions.devices import make_strategy
 from heldout.influence_functions.examples import Examples
 from heldout.influence_functions.influence import InfluenceFunctions
 from heldout.influence_functions import score_run

@@ -6,6 +6,7 @@ from absl.testing import absltest
 import numpy as np
 
 from heldout import errors
+from heldout import tolerance
 from heldout.influence_functions import arguments
 from heldout.influence_functions import artefacts
 from heldout.influence_functions import examples as examples_lib
@@ -27,29 +28,42 @@ class ArtefactsTest(absltest.TestCase):
         *testing.tiny_data("mlp", 3, seed=2, dtype=np.float32), name="q")
 
   def _functions(self, directory, strategy="ekfac", seed=0, overwrite=False,
-                 damping="heuristic"):
+                 damping="heuristic", query_batch_size=2):
     return influence.InfluenceFunctions(
         self.model, arguments.FactorArgs(strategy=strategy, seed=seed),
         arguments.ScoreArgs(damping=damping), model_id="tiny",
         factors_dir=directory, overwrite=overwrite, batch_size=8,
-        progress=False)
+        progress=False, query_batch_size=query_batch_size)
+
+  def _listing(self, directory):
+    """Relative paths of every file under `directory` -> mtime."""
+    out = {}
+    for root, _, files in os.walk(directory):
+      for name in files:
+        path = os.path.join(root, name)
+        out[os.path.relpath(path, directory)] = os.stat(path).st_mtime_ns
+    return out
 
   def test_reuse_refuse_overwrite(self):
     directory = self.create_tempdir().full_path
     first = self._functions(directory)
     first.fit_factors(self.train)
     scores = first.pairwise_scores(self.queries, self.train)
-    names = sorted(os.listdir(directory))
-    self.assertEqual(names, ["covariances.npz", "eigendecomposition.npz",
-                             "lambda_ekfac.npz",
-                             "preconditioned_queries_ekfac.npz"])
+    mtimes = self._listing(directory)
+    # Three queries in chunks of two.
+    self.assertEqual(sorted(mtimes), [
+        "covariances.npz", "eigendecomposition.npz", "lambda_ekfac.npz",
+        "preconditioned_queries_ekfac/args.json",
+        "preconditioned_queries_ekfac/queries_0-2.npz",
+        "preconditioned_queries_ekfac/queries_2-3.npz"])
+    self.assertEqual(artefacts.stored_arguments(os.path.join(
+        directory, "preconditioned_queries_ekfac", "queries_2-3.npz"))[
+            "chunk"], [2, 3])
     stored = artefacts.stored_arguments(os.path.join(directory,
                                                      "covariances.npz"))
     self.assertEqual(stored["model"], "tiny")
     self.assertEqual(stored["seed"], 0)
     self.assertEqual(stored["train"], self.train.description())
-    mtimes = {n: os.stat(os.path.join(directory, n)).st_mtime_ns
-              for n in names}
 
     # The same arguments: every stage reused, nothing computed.
     def fail(*args, **kwargs):
@@ -60,8 +74,7 @@ class ArtefactsTest(absltest.TestCase):
         again.fit_factors(self.train)
         reused = again.pairwise_scores(self.queries, self.train)
     np.testing.assert_array_equal(reused.values, scores.values)
-    self.assertEqual(mtimes, {n: os.stat(os.path.join(directory, n))
-                                 .st_mtime_ns for n in names})
+    self.assertEqual(mtimes, self._listing(directory))
 
     # Other arguments: refused, saying what differs and how to overwrite.
     with self.assertRaisesRegex(
@@ -78,11 +91,34 @@ class ArtefactsTest(absltest.TestCase):
     damped = self._functions(directory, damping=0.5)
     damped.fit_factors(self.train)  # factors do not depend on damping
     with self.assertRaisesRegex(errors.ArgumentsMismatchError,
-                                r"preconditioned_queries_ekfac.npz.*damping: "
-                                r"'heuristic' then, 0.5 now"):
+                                r"preconditioned_queries_ekfac: holds "
+                                r"preconditioned queries made with other "
+                                r"arguments \(damping: 'heuristic' then, 0.5 "
+                                r"now\).*--overwrite"):
       damped.pairwise_scores(self.queries, self.train)
-    self.assertEqual(mtimes, {n: os.stat(os.path.join(directory, n))
-                                 .st_mtime_ns for n in names})
+    # Whatever the chunk size.
+    one_by_one = self._functions(directory, damping=0.5, query_batch_size=1)
+    one_by_one.fit_factors(self.train)
+    with self.assertRaisesRegex(errors.ArgumentsMismatchError, "damping"):
+      one_by_one.pairwise_scores(self.queries, self.train)
+    self.assertEqual(mtimes, self._listing(directory))
+    # Another chunk size with the same arguments: the same scores.
+    rechunked = self._functions(directory, query_batch_size=3)
+    rechunked.fit_factors(self.train)
+    tolerance.assert_close(
+        rechunked.pairwise_scores(self.queries, self.train).values,
+        scores.values, tolerance.ELEMENTWISE)
+
+    # Overwrite of the queries: the old chunks go with the old arguments.
+    damped = self._functions(directory, damping=0.5, overwrite=True,
+                             query_batch_size=1)
+    damped.fit_factors(self.train)
+    damped.pairwise_scores(self.queries, self.train)
+    self.assertEqual(
+        sorted(os.listdir(os.path.join(directory,
+                                       "preconditioned_queries_ekfac"))),
+        ["args.json", "queries_0-1.npz", "queries_1-2.npz",
+         "queries_2-3.npz"])
 
     # Overwrite: recomputed with the new arguments.
     replaced = self._functions(directory, seed=1, overwrite=True)

@@ -11,14 +11,18 @@ per-layer scores, which are returned too.
 Pairwise scores come dense ([queries, train]) or, with `top_k`, streamed: the
 training examples are scored batch by batch and only the k largest of each
 query are kept (memory queries x (k + batch), whatever the number of
-training examples). Ranking, as the heldout influence's
+training examples). The queries' preconditioned gradients come in chunks
+(`InfluenceFunctions`'s `query_batch_size`), each scored by its own pass over
+the training examples, so memory holds one chunk, not every query's
+gradients (Q x parameters). Ranking, as the heldout influence's
 (`heldout.estimators.influence_estimator`): larger first, equal values by
 the smaller training id, NaN last; dense and top-k compute every value with
 the same operations, so they agree exactly on the entries both hold.
 """
 
+import collections.abc
 import dataclasses
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -62,31 +66,31 @@ class PairwiseScores:
     return out
 
 
-def _layer_queries(preconditioned, i, dtype, expand):
-  """(block [Q, d_out, d_in], None) or the factors (left, right) of layer i.
+def _layer_queries(preconditioned, i, expand):
+  """(block [Q, d_out, d_in],) or the factors (left, right) of layer i.
 
   `expand`: rebuild compressed blocks whole (for convolutions, whose
   example gradients sum over locations: <U V^T, G> through the factors
   would cost r times the dense product).
   """
   if precondition_lib.query_key(i) in preconditioned:
-    return (tf.constant(preconditioned[precondition_lib.query_key(i)], dtype),
-            None)
+    return (preconditioned[precondition_lib.query_key(i)],)
   left = preconditioned[precondition_lib.query_left_key(i)]
   right = preconditioned[precondition_lib.query_right_key(i)]
   if expand:
-    return tf.constant(np.einsum("qor,qir->qoi", left, right), dtype), None
-  return tf.constant(left, dtype), tf.constant(right, dtype)
+    return (np.einsum("qor,qir->qoi", left, right),)
+  return left, right
 
 
 def _layer_scores(queries, a, s):
   """[Q, batch] <query block, example gradient> of one layer."""
-  left, right = queries
-  if right is None:
+  if len(queries) == 1:
+    (left,) = queries
     return tf.einsum("qoi,boi->qb", left,
                      tracked_modules.per_example_gradients(a, s))
   # A linear layer (one location): <U V^T, s a^T> = sum_r (s . U_r)(a . V_r),
   # no gradient block formed.
+  left, right = queries
   return tf.einsum("qor,bo,qir,bi->qb", left, s[:, 0], right, a[:, 0])
 
 
@@ -102,34 +106,47 @@ def _merge_topk(best_keys, best_ids, keys, ids, k):
           np.take_along_axis(ids, by_key, axis=1))
 
 
-def compute_pairwise_scores(model,
-                            tracked: Sequence[tracked_modules.TrackedModule],
-                            train: examples_lib.Examples,
-                            preconditioned: Mapping[str, np.ndarray],
-                            query_index, dtype: str = "float32",
-                            top_k: Optional[int] = None,
-                            per_module: bool = False,
-                            batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                            progress: bool = True) -> PairwiseScores:
+def compute_pairwise_scores(
+    model, tracked: Sequence[tracked_modules.TrackedModule],
+    train: examples_lib.Examples,
+    preconditioned: Union[Mapping[str, np.ndarray],
+                          Iterable[Mapping[str, np.ndarray]]],
+    query_index, dtype: str = "float32", top_k: Optional[int] = None,
+    per_module: bool = False, batch_size: int = passes.DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    distribute_strategy: Optional[tf.distribute.Strategy] = None
+) -> PairwiseScores:
   """Scores of every training example for every preconditioned query.
+
+  The queries come whole or in chunks: each chunk is scored by its own pass
+  over the training examples, so memory holds one chunk's preconditioned
+  gradients (a generator computes each when it is needed) besides the
+  output ([Q, N] dense, [Q, k] top-k). Every value is computed with the
+  same operations whatever the chunking.
 
   Args:
     model: the model.
     tracked: its `find_tracked_modules`.
     train: the training examples (their true labels).
-    preconditioned: `precondition.precondition_queries`'s arrays.
+    preconditioned: `precondition.precondition_queries`'s arrays of every
+      query, or an iterable of such arrays for consecutive chunks of the
+      queries, in `query_index` order.
     query_index: [Q] the queries' example ids.
     dtype: of the products.
     top_k: None (dense) or k in [1, N]: keep the k largest per query.
     per_module: also return the per-layer scores (dense only).
     batch_size: training examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `PairwiseScores`.
 
   Raises:
-    ValueError: if `top_k` is out of range or given with `per_module`.
+    ValueError: if `top_k` is out of range or given with `per_module`, or
+      the chunks do not hold exactly Q queries laid out alike.
   """
   n = len(train)
   if top_k is not None and not 1 <= top_k <= n:
@@ -139,45 +156,75 @@ def compute_pairwise_scores(model,
     raise ValueError("per-module scores are dense; ask for them without "
                      "`top_k`")
   tf_dtype = passes.tf_dtype(dtype)
-  queries = [_layer_queries(preconditioned, i, tf_dtype,
-                            expand=t.kind != layer_calls.LINEAR)
-             for i, t in enumerate(tracked)]
-
-  def step(images, labels):
-    a, s, _ = tracked_modules.layer_rows(model, tracked, images, labels,
-                                         dtype=tf_dtype)
-    layers = tf.stack([_layer_scores(q, x, d)
-                       for q, x, d in zip(queries, a, s[0])])
-    return layers, tf.reduce_sum(layers, axis=0)
-
-  step = passes.compile_step(step)
   query_index = np.asarray(query_index, np.int64)
   num_queries = len(query_index)
-  values = layers = best_keys = best_ids = best_values = None
+  chunked = not isinstance(preconditioned, collections.abc.Mapping)
+  chunks = preconditioned if chunked else [preconditioned]
+  values = layers = best_values = best_ids = None
   if top_k is None:
     values = np.zeros((num_queries, n), dtype)
     if per_module:
       layers = np.zeros((len(tracked), num_queries, n), dtype)
   else:
-    best_keys = np.zeros((num_queries, 0), dtype)
-    best_ids = np.zeros((num_queries, 0), np.int64)
-  for start, images, labels, _ in passes.batches(model, train, batch_size,
-                                                 progress, "pairwise scores"):
-    batch_layers, batch_total = step(images, labels)
-    batch_total = batch_total.numpy()
-    stop = start + batch_total.shape[1]
-    if top_k is None:
-      values[:, start:stop] = batch_total
-      if per_module:
-        layers[:, :, start:stop] = batch_layers.numpy()
-    else:
-      keys = np.where(np.isnan(batch_total), -np.inf, batch_total)
-      ids = np.broadcast_to(train.index[start:stop], keys.shape)
-      best_keys, best_ids = _merge_topk(best_keys, best_ids, keys, ids, top_k)
-  if top_k is not None:
-    # Values back from the keys (NaN was ranked as -inf).
-    best_values = best_keys.copy()
-    best_values[np.isneginf(best_keys)] = np.nan
+    best_values = np.zeros((num_queries, top_k), dtype)
+    best_ids = np.zeros((num_queries, top_k), np.int64)
+  step = structure = None
+  first = 0
+  for chunk in chunks:
+    queries = [_layer_queries(chunk, i, expand=t.kind != layer_calls.LINEAR)
+               for i, t in enumerate(tracked)]
+    if structure is None:
+      structure = [len(q) for q in queries]
+
+      def step(images, labels, *flat, structure=tuple(structure)):
+        a, s, _ = tracked_modules.layer_rows(model, tracked, images, labels,
+                                             dtype=tf_dtype)
+        flat = iter(flat)
+        scores = [_layer_scores([next(flat) for _ in range(size)], x, d)
+                  for size, x, d in zip(structure, a, s[0])]
+        scores = tf.stack(scores)
+        return scores, tf.reduce_sum(scores, axis=0)
+
+      # Queries are arguments, not captures: one trace serves every chunk.
+      step = passes.compile_step(step, distribute_strategy,
+                                 passes.concat_replicas(-1), num_batch_args=2)
+    elif structure != [len(q) for q in queries]:
+      raise ValueError("query chunks must be compressed alike; chunk at "
+                       "query {} is not".format(first))
+    flat = [tf.constant(x, tf_dtype) for q in queries for x in q]
+    rows = int(flat[0].shape[0])
+    stop_row = first + rows
+    if stop_row > num_queries:
+      raise ValueError("the preconditioned chunks hold more than the {} "
+                       "queries of `query_index`".format(num_queries))
+    desc = "pairwise scores" + (" (queries {}:{} of {})".format(
+        first, stop_row, num_queries) if chunked else "")
+    best_keys = np.zeros((rows, 0), dtype)
+    chunk_ids = np.zeros((rows, 0), np.int64)
+    for start, images, labels, _ in passes.batches(model, train, batch_size,
+                                                   progress, desc):
+      batch_layers, batch_total = step(images, labels, *flat)
+      batch_total = batch_total.numpy()
+      stop = start + batch_total.shape[1]
+      if top_k is None:
+        values[first:stop_row, start:stop] = batch_total
+        if per_module:
+          layers[:, first:stop_row, start:stop] = batch_layers.numpy()
+      else:
+        keys = np.where(np.isnan(batch_total), -np.inf, batch_total)
+        ids = np.broadcast_to(train.index[start:stop], keys.shape)
+        best_keys, chunk_ids = _merge_topk(best_keys, chunk_ids, keys, ids,
+                                           top_k)
+    if top_k is not None:
+      # Values back from the keys (NaN was ranked as -inf).
+      best_values[first:stop_row] = np.where(np.isneginf(best_keys), np.nan,
+                                             best_keys)
+      best_ids[first:stop_row] = chunk_ids
+    del flat, queries, chunk
+    first = stop_row
+  if first != num_queries:
+    raise ValueError("the preconditioned chunks hold {} queries, "
+                     "`query_index` {}".format(first, num_queries))
   return PairwiseScores(
       query_index=query_index, train_index=train.index,
       module_names=[t.name for t in tracked], values=values,
@@ -207,7 +254,9 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
                         self_measurement: bool = False,
                         dtype: str = "float32",
                         batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                        progress: bool = True) -> SelfScores:
+                        progress: bool = True,
+                        distribute_strategy: Optional[
+                            tf.distribute.Strategy] = None) -> SelfScores:
   """<P(g_n), g_n> for every example, per layer and in total.
 
   Args:
@@ -222,6 +271,9 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
     dtype: of the products.
     batch_size: examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `SelfScores`.
@@ -242,7 +294,8 @@ def compute_self_scores(model, tracked: Sequence[tracked_modules.TrackedModule],
     layers = tf.stack(out)
     return layers, tf.reduce_sum(layers, axis=0)
 
-  step = passes.compile_step(step)
+  step = passes.compile_step(step, distribute_strategy,
+                             passes.concat_replicas(-1))
   layers = np.zeros((len(tracked), len(examples)), dtype)
   values = np.zeros(len(examples), dtype)
   for start, images, labels, _ in passes.batches(model, examples, batch_size,

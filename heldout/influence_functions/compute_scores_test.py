@@ -51,6 +51,31 @@ class PairwiseScoresTest(absltest.TestCase):
     np.testing.assert_allclose(dense.values[:, :5], dense.values[:, -5:],
                                rtol=1e-5)
 
+  def test_chunked_queries(self):
+    functions = _functions(self.model, batch_size=7)
+    functions.fit_factors(self.train)
+    whole = functions.pairwise_scores(self.queries, self.train)
+    functions.query_batch_size = 4  # 6 queries: 4 + 2
+    chunked = functions.pairwise_scores(self.queries, self.train)
+    tolerance.assert_close(chunked.values, whole.values,
+                           tolerance.ELEMENTWISE * 4)
+    # Streamed top-k of the same chunks: the dense top-k exactly, ties
+    # included.
+    streamed = functions.pairwise_scores(self.queries, self.train, top_k=5)
+    top_values, top_columns = influence_estimator.topk_from_dense(
+        chunked.values, 5)
+    np.testing.assert_array_equal(streamed.topk_values, top_values)
+    np.testing.assert_array_equal(streamed.topk_indices,
+                                  self.train.index[top_columns])
+    # Chunks that do not hold the queries of `query_index`.
+    chunks = list(functions.preconditioned_query_chunks(self.queries))
+    for bad, message in ((chunks[:1], "hold 4 queries, `query_index` 6"),
+                         (chunks + chunks[1:], "more than the 6 queries")):
+      with self.assertRaisesRegex(ValueError, message):
+        compute_scores.compute_pairwise_scores(
+            self.model, functions.tracked, self.train, bad,
+            self.queries.index, progress=False)
+
   def test_per_module_scores_sum_to_the_total(self):
     functions = _functions(self.model, batch_size=16)
     functions.fit_factors(self.train)

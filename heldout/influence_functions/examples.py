@@ -65,6 +65,12 @@ class Examples:
     return {"name": self.name, "num_examples": len(self),
             "sha1": self.digest()}
 
+  def take(self, start: int, stop: int) -> "Examples":
+    """The examples at positions [start, stop), in order."""
+    return Examples(self.images[start:stop], self.labels[start:stop],
+                    self.index[start:stop],
+                    "{}[{}:{}]".format(self.name, start, stop))
+
   def batches(self, batch_size: int
               ) -> Iterator[Tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """(start, images, labels, ids) of consecutive batches."""

@@ -7,7 +7,7 @@ with labels sampled from the model (true Fisher, `COVARIANCE_PASS` samples)
 or the true labels (empirical Fisher).
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +30,9 @@ def fit_covariances(model, tracked: Sequence[tracked_modules.TrackedModule],
                     examples: examples_lib.Examples,
                     factor_args: arguments.FactorArgs,
                     batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                    progress: bool = True) -> Dict[str, np.ndarray]:
+                    progress: bool = True,
+                    distribute_strategy: Optional[tf.distribute.Strategy] = None
+                    ) -> Dict[str, np.ndarray]:
   """The covariances of every tracked layer.
 
   Args:
@@ -40,6 +42,9 @@ def fit_covariances(model, tracked: Sequence[tracked_modules.TrackedModule],
     factor_args: `fisher`, `seed` and `dtype` are used.
     batch_size: examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `activation_key(i)`: [d_in, d_in] and `gradient_key(i)`: [d_out, d_out]
@@ -56,7 +61,7 @@ def fit_covariances(model, tracked: Sequence[tracked_modules.TrackedModule],
             [tf.einsum("bli,blj->ij", x, x) for x in s[0]],
             [tf.shape(x, tf.int64)[0] * tf.shape(x, tf.int64)[1] for x in a])
 
-  step = passes.compile_step(step)
+  step = passes.compile_step(step, distribute_strategy, passes.sum_replicas)
   a_sum = s_sum = rows = None
   for _, images, labels, noise in passes.batches(
       model, examples, batch_size, progress, "covariances", factor_args.fisher,

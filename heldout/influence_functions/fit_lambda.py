@@ -41,7 +41,9 @@ def fit_lambda(model, tracked: Sequence[tracked_modules.TrackedModule],
                factor_args: arguments.FactorArgs,
                eigen: Optional[Mapping[str, np.ndarray]] = None,
                batch_size: int = passes.DEFAULT_BATCH_SIZE,
-               progress: bool = True) -> Dict[str, np.ndarray]:
+               progress: bool = True,
+               distribute_strategy: Optional[tf.distribute.Strategy] = None
+               ) -> Dict[str, np.ndarray]:
   """EKFAC's or the diagonal's Lambda, one pass over `examples`.
 
   Args:
@@ -53,6 +55,9 @@ def fit_lambda(model, tracked: Sequence[tracked_modules.TrackedModule],
     eigen: `eigendecompose`'s arrays (EKFAC).
     batch_size: examples per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     `lambda_key(i)`: [d_out, d_in] per layer (factor_args.dtype) and
@@ -90,7 +95,7 @@ def fit_lambda(model, tracked: Sequence[tracked_modules.TrackedModule],
           tf.square(tracked_modules.per_example_gradients(x, d)), axis=0))
     return out
 
-  step = passes.compile_step(step)
+  step = passes.compile_step(step, distribute_strategy, passes.sum_replicas)
   total = None
   for _, images, labels, noise in passes.batches(
       model, examples, batch_size, progress, "lambda ({})".format(strategy),

@@ -15,7 +15,10 @@ Stages (covariances -> eigendecomposition -> lambda -> preconditioned
 queries -> scores), each with a progress bar, keep their artefacts in
 --factors_dir (default `<output>.factors/`): run again with the same
 arguments and finished stages are reused; other arguments are refused unless
---overwrite. The output is pairwise scores (see
+--overwrite. Queries are preconditioned and scored in chunks of
+--query_batch_size (default: as many as fit --query_memory_mb), one pass over
+the training examples each; --devices splits each batch across the GPUs
+(auto: all of them when there are several). The output is pairwise scores (see
 `heldout/influence_functions/score_run.py`) or, with --self, the per-example
 score file of self-influence (with its CSV). Relative paths are taken from
 where `bazel run` was started; errors are one line `error: ...`.
@@ -26,6 +29,8 @@ from absl import flags
 from heldout import cli
 from heldout.data import registry as data_registry
 from heldout.influence_functions import arguments
+from heldout.influence_functions import devices
+from heldout.influence_functions import influence
 from heldout.influence_functions import score_run
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
@@ -67,6 +72,18 @@ _PER_MODULE = flags.DEFINE_bool("per_module", False, "Also write per-layer "
                                 "pairwise scores (dense).")
 _QUERY_RANK = flags.DEFINE_integer("query_rank", None, "Compress each "
                                    "preconditioned query block to this rank.")
+_QUERY_BATCH_SIZE = flags.DEFINE_integer(
+    "query_batch_size", None, "Queries preconditioned and scored per pass "
+    "over the training examples; default: as many as fit --query_memory_mb.")
+_QUERY_MEMORY_MB = flags.DEFINE_float(
+    "query_memory_mb", influence.DEFAULT_QUERY_MEMORY_MB,
+    "Memory of one chunk of preconditioned query gradients (MB), when "
+    "--query_batch_size is unset.")
+_DEVICES = flags.DEFINE_string(
+    "devices", devices.AUTO, "Where the passes run: auto (every GPU when "
+    "there are several, else the default device), cpu, or a number of "
+    "replicas N (the first N GPUs, else N logical CPUs); each batch is "
+    "split across the replicas.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output .npz.")
 _FACTORS_DIR = flags.DEFINE_string("factors_dir", None, "Stage artefacts; "
                                    "default <output>.factors/.")
@@ -85,6 +102,12 @@ def main(argv):
   if _BATCH_SIZE.value < 1:
     raise ValueError("--batch_size must be positive, got {}".format(
         _BATCH_SIZE.value))
+  if _QUERY_BATCH_SIZE.value is not None and _QUERY_BATCH_SIZE.value < 1:
+    raise ValueError("--query_batch_size must be positive, got {}".format(
+        _QUERY_BATCH_SIZE.value))
+  if not _QUERY_MEMORY_MB.value > 0:
+    raise ValueError("--query_memory_mb must be positive, got {}".format(
+        _QUERY_MEMORY_MB.value))
   factor_args = arguments.FactorArgs(strategy=_STRATEGY.value,
                                      fisher=_FISHER.value, seed=_SEED.value,
                                      dtype=_DTYPE.value)
@@ -102,7 +125,9 @@ def main(argv):
       top_k=_TOP_K.value, per_module=_PER_MODULE.value,
       factors_dir=cli.resolve_path(_FACTORS_DIR.value), arch=_ARCH.value,
       num_classes=_NUM_CLASSES.value, batch_size=_BATCH_SIZE.value,
-      overwrite=_OVERWRITE.value, progress=_PROGRESS.value)
+      overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
+      query_batch_size=_QUERY_BATCH_SIZE.value,
+      query_memory_mb=_QUERY_MEMORY_MB.value, devices=_DEVICES.value)
   print("wrote {}: {} (factors in {})".format(written.output, written.summary,
                                               written.factors_dir))
 

@@ -147,6 +147,34 @@ class StrategiesAgainstReferenceTest(parameterized.TestCase):
     self.assertGreater(np.abs(dense.values - pairwise.values).max(),
                        1e-3 * np.abs(dense.values).max())
 
+  @parameterized.named_parameters(("cnn", "cnn", None),
+                                  ("mlp_rank", "mlp", 2),
+                                  ("cnn_rank", "cnn", 2))
+  def test_query_chunks_equal_the_whole(self, kind, rank):
+    model, train, queries = _setup(kind)
+    functions = _functions(model, "ekfac", query_rank=rank)
+    functions.fit_factors(train)
+    self.assertGreaterEqual(functions.query_batch_size, N_QUERIES)
+    whole = functions.pairwise_scores(queries, train, per_module=True)
+    whole_top = functions.pairwise_scores(queries, train, top_k=5)
+    # 4 queries in chunks of 3 + 1, and one by one.
+    for size in (3, 1):
+      functions.query_batch_size = size
+      chunked = functions.pairwise_scores(queries, train, per_module=True)
+      tolerance.assert_close(chunked.per_module, whole.per_module, 1e-12)
+      tolerance.assert_close(chunked.values, whole.values, 1e-12)
+      top = functions.pairwise_scores(queries, train, top_k=5)
+      tolerance.assert_close(top.topk_values, whole_top.topk_values, 1e-12)
+      np.testing.assert_array_equal(top.topk_indices, whole_top.topk_indices)
+    np.testing.assert_array_equal(chunked.query_index, queries.index)
+    if rank is None:
+      # And the whole against the reference.
+      curvature, query_grads, train_grads = _reference_case(
+          model, functions.tracked, train, queries, "ekfac", "true",
+          "heuristic")
+      tolerance.assert_close(chunked.per_module, reference.pairwise_scores(
+          curvature, query_grads, train_grads), FLOAT64)
+
   def test_float32_agrees_with_float64(self):
     model64, train, queries = _setup("cnn")
     model32 = testing.tiny_model("cnn", dtype=np.float32)

@@ -53,7 +53,30 @@ def num_classes_of(model, examples: examples_lib.Examples) -> int:
   return int(logits.shape[-1])
 
 
-def compile_step(fn):
+def sum_replicas(parts):
+  """The elementwise sum of the replicas' results (same structures)."""
+  return tf.nest.map_structure(lambda *x: tf.add_n(list(x)), *parts)
+
+
+def concat_replicas(axis: int):
+  """Combines the replicas' results by concatenating along `axis`, in order."""
+  return lambda parts: tf.nest.map_structure(
+      lambda *x: tf.concat(list(x), axis), *parts)
+
+
+def _replica_part(tensor):
+  """The rows [i n / R, (i + 1) n / R) of `tensor` for replica i of R."""
+  context = tf.distribute.get_replica_context()
+  replicas = context.num_replicas_in_sync
+  replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+  size = tf.shape(tensor, out_type=tf.int64)[0]
+  return tensor[size * replica // replicas:
+                size * (replica + 1) // replicas]
+
+
+def compile_step(fn,
+                 distribute_strategy: Optional[tf.distribute.Strategy] = None,
+                 combine=None, num_batch_args: Optional[int] = None):
   """`fn(*tensors_or_None)` compiled once per pattern of None arguments.
 
   The batch dimension of every tensor argument is left unknown, so batches
@@ -61,12 +84,32 @@ def compile_step(fn):
   (the steps have no data-dependent Python control flow), which makes
   tracing a model several times faster.
 
+  Under a `distribute_strategy` (`devices.make_strategy`), each call
+  splits the batch arguments into consecutive parts, one per replica (sizes
+  differing by at most one, possibly empty), runs `fn` on each part on its
+  replica's device (`strategy.run`; the model's variables are read where
+  they are) and returns `combine` of the replicas' results in replica
+  order.
+
   Args:
     fn: a step taking tensors [batch, ...] (or None) and returning tensors.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy`.
+    combine: with `distribute_strategy`, a function of the list of the
+      replicas' results (`sum_replicas`, `concat_replicas(axis)`).
+    num_batch_args: with `distribute_strategy`, the leading arguments that
+      are split (the others, e.g. query gradients, go whole to every
+      replica); None: all.
 
   Returns:
     The compiled callable.
+
+  Raises:
+    ValueError: for a `distribute_strategy` without `combine`.
   """
+  strategy = distribute_strategy
+  if strategy is not None and combine is None:
+    raise ValueError("a step under a strategy needs `combine`")
   compiled = {}
 
   def call(*args):
@@ -74,10 +117,21 @@ def compile_step(fn):
     if key not in compiled:
       specs = [tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype)
                for a in args if a is not None]
+      split = [num_batch_args is None or i < num_batch_args
+               for i, a in enumerate(args) if a is not None]
 
-      def inner(*tensors, key=key):
+      def on_replica(*tensors, key=key, split=tuple(split)):
+        tensors = [_replica_part(t) if s else t
+                   for t, s in zip(tensors, split)]
         given = iter(tensors)
         return fn(*[None if absent else next(given) for absent in key])
+
+      def inner(*tensors, key=key):
+        if strategy is None:
+          given = iter(tensors)
+          return fn(*[None if absent else next(given) for absent in key])
+        results = strategy.run(on_replica, args=tensors)
+        return combine(list(strategy.experimental_local_results(results)))
 
       compiled[key] = tf.function(inner, input_signature=specs,
                                   autograph=False)

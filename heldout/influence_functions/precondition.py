@@ -14,7 +14,7 @@ min(d_out, d_in) > r is stored as the factors of its rank-r truncated SVD,
 left = U_r diag(sigma_r) [d_out, r] and right = V_r [d_in, r].
 """
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -112,7 +112,9 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
                          query_rank: Optional[int] = None,
                          dtype: str = "float32",
                          batch_size: int = passes.DEFAULT_BATCH_SIZE,
-                         progress: bool = True) -> Dict[str, np.ndarray]:
+                         progress: bool = True,
+                         distribute_strategy: Optional[tf.distribute.Strategy] = None
+                         ) -> Dict[str, np.ndarray]:
   """P(gradient of the measurement) of every query, per layer.
 
   Args:
@@ -125,6 +127,9 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
     dtype: of the products.
     batch_size: queries per batch.
     progress: show a progress bar.
+    distribute_strategy: None (the default device) or a
+      `tf.distribute.Strategy` (`devices.make_strategy`): each batch split
+      across its replicas.
 
   Returns:
     Per layer i: `query_key(i)` [Q, d_out, d_in], or, compressed,
@@ -140,23 +145,27 @@ def precondition_queries(model, tracked: Sequence[tracked_modules.TrackedModule]
         i, tracked_modules.per_example_gradients(x, d))
             for i, (x, d) in enumerate(zip(a, s[0]))]
 
-  step = passes.compile_step(step)
-  # Compressed batch by batch: memory queries x r x (d_out + d_in) for the
-  # compressed blocks, not queries x parameters.
-  parts: List[dict] = []
-  for _, images, labels, _ in passes.batches(model, queries, batch_size,
-                                             progress, "precondition queries"):
-    batch = {}
+  step = passes.compile_step(step, distribute_strategy,
+                             passes.concat_replicas(0))
+  # Compressed batch by batch into preallocated arrays: memory queries x r x
+  # (d_out + d_in) for the compressed blocks, not queries x parameters, and
+  # no second copy of the result.
+  out: Dict[str, np.ndarray] = {}
+  for start, images, labels, _ in passes.batches(
+      model, queries, min(batch_size, len(queries)), progress,
+      "precondition queries"):
     for i, g in enumerate(step(images, labels)):
       g = g.numpy()
       if query_rank is not None and min(g.shape[1:]) > query_rank:
         u, sigma, vt = np.linalg.svd(g, full_matrices=False)
-        batch[query_left_key(i)] = (u[:, :, :query_rank] *
-                                    sigma[:, None, :query_rank]).astype(g.dtype)
-        batch[query_right_key(i)] = np.swapaxes(vt[:, :query_rank, :], 1,
-                                                2).astype(g.dtype)
+        blocks = {
+            query_left_key(i): u[:, :, :query_rank] *
+                               sigma[:, None, :query_rank],
+            query_right_key(i): np.swapaxes(vt[:, :query_rank, :], 1, 2)}
       else:
-        batch[query_key(i)] = g
-    parts.append(batch)
-  out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        blocks = {query_key(i): g}
+      for key, block in blocks.items():
+        if key not in out:
+          out[key] = np.empty((len(queries),) + block.shape[1:], g.dtype)
+        out[key][start:start + len(block)] = block
   return out

@@ -30,6 +30,7 @@ from heldout import atomic
 from heldout.estimators import pipeline
 from heldout.influence_functions import arguments
 from heldout.influence_functions import compute_scores
+from heldout.influence_functions import devices as devices_lib
 from heldout.influence_functions import examples as examples_lib
 from heldout.influence_functions import influence
 from heldout.readers import checkpoints
@@ -115,7 +116,10 @@ def score_run(model_dir: str, dataset, output: str,
               factors_dir: Optional[str] = None, arch: Optional[str] = None,
               num_classes: Optional[int] = None,
               batch_size: int = 256, overwrite: bool = False,
-              progress: bool = True, log=print) -> Written:
+              progress: bool = True, log=print,
+              query_batch_size: Optional[int] = None,
+              query_memory_mb: float = influence.DEFAULT_QUERY_MEMORY_MB,
+              devices: str = devices_lib.AUTO) -> Written:
   """Influence functions of one run, written to `output`.
 
   Args:
@@ -139,6 +143,12 @@ def score_run(model_dir: str, dataset, output: str,
     overwrite: replace outputs and artefacts made with other arguments.
     progress: progress bars.
     log: prints a line.
+    query_batch_size: queries preconditioned and scored per pass over the
+      training examples (None: as many as fill `query_memory_mb`).
+    query_memory_mb: memory of one chunk of preconditioned queries.
+    devices: where the passes run (`devices.make_strategy`): "auto" (every
+      GPU when there are several, else the default device), "cpu", or a
+      number of replicas.
 
   Returns:
     `Written`.
@@ -150,6 +160,7 @@ def score_run(model_dir: str, dataset, output: str,
   """
   output = str(output)
   factors_dir = factors_dir or default_factors_dir(output)
+  strategy = devices_lib.make_strategy(devices)
   run = checkpoints.restore_run(model_dir, arch=arch, num_classes=num_classes)
   log("restored {} (num_classes={}), epoch {}, from {}".format(
       run.arch, run.num_classes, run.epoch, run.checkpoint_prefix))
@@ -166,11 +177,13 @@ def score_run(model_dir: str, dataset, output: str,
       model_id="{} ({})".format(os.path.abspath(run.checkpoint_prefix),
                                 run.arch),
       factors_dir=factors_dir, overwrite=overwrite, batch_size=batch_size,
-      progress=progress)
-  log("{} tracked layers ({} parameters); {} training examples ({})".format(
-      len(functions.tracked),
-      sum(t.d_out * t.d_in for t in functions.tracked), len(train_examples),
-      train))
+      progress=progress, query_batch_size=query_batch_size,
+      query_memory_mb=query_memory_mb,
+      distribute_strategy=strategy)
+  log("{} tracked layers ({} parameters); {} training examples ({}); {}"
+      .format(len(functions.tracked),
+              sum(t.d_out * t.d_in for t in functions.tracked),
+              len(train_examples), train, devices_lib.describe(strategy)))
   # Refuse a mismatched output before any work.
   args = {"factors": factor_args.to_dict(), "scores": score_args.to_dict(),
           "model_dir": os.path.abspath(model_dir), "arch": run.arch,
