@@ -27,6 +27,8 @@ import time
 import urllib.parse
 from typing import Callable, Dict, List, Optional, Tuple
 
+from heldout.released import testing_http
+
 _PRECONDITION_MESSAGE = ("At least one of the pre-conditions you specified "
                          "did not hold.")
 
@@ -65,7 +67,7 @@ class _Fault:
   applied: bool  # handle the request, then answer with the error anyway
 
 
-class FakeGcsServer:
+class FakeGcsServer(testing_http.LocalServer):
   """The fake JSON API; `start()`, `base_url`, ..., `stop()` (or `with`).
 
   Attributes:
@@ -87,8 +89,6 @@ class FakeGcsServer:
     self.lock = threading.Lock()
     self._faults: List[_Fault] = []
     self._next_generation = 1700000000000000
-    self._httpd = None
-    self._thread = None
 
   # Direct access for tests (no HTTP).
 
@@ -136,34 +136,10 @@ class FakeGcsServer:
 
   # The server.
 
-  @property
-  def base_url(self):
-    host, port = self._httpd.server_address[:2]
-    return "http://{}:{}".format(host, port)
-
-  def start(self):
+  def _make_httpd(self):
     httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
     httpd.fake = self
-    self._httpd = httpd
-    self._thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-        daemon=True)
-    self._thread.start()
-    return self
-
-  def stop(self):
-    if self._httpd is not None:
-      self._httpd.shutdown()
-      self._httpd.server_close()
-      self._thread.join(timeout=10)
-      self._httpd = None
-
-  def __enter__(self):
-    return self.start()
-
-  def __exit__(self, *unused_exc_info):
-    self.stop()
+    return httpd
 
   # Request handling (under `lock`); each returns (status, body dict|bytes).
 

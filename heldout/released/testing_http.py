@@ -107,7 +107,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._serve(send_body=False)
 
 
-class RangeHTTPServer:
+class LocalServer:
+  """An HTTP server on 127.0.0.1 (an OS-chosen port) in a background thread,
+  for tests: `start()`, `base_url`, ..., `stop()`, or `with`. Subclasses make
+  the server (`_make_httpd`)."""
+
+  _httpd = None
+  _thread = None
+
+  def _make_httpd(self) -> http.server.ThreadingHTTPServer:
+    raise NotImplementedError
+
+  @property
+  def base_url(self):
+    host, port = self._httpd.server_address[:2]
+    return "http://{}:{}".format(host, port)
+
+  def start(self):
+    httpd = self._make_httpd()
+    httpd.daemon_threads = True
+    self._httpd = httpd
+    self._thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    self._thread.start()
+    return self
+
+  def stop(self):
+    if self._httpd is not None:
+      self._httpd.shutdown()
+      self._httpd.server_close()
+      self._thread.join(timeout=10)
+      self._httpd = None
+
+  def __enter__(self):
+    return self.start()
+
+  def __exit__(self, *unused_exc_info):
+    self.stop()
+
+
+class RangeHTTPServer(LocalServer):
   """`ThreadingHTTPServer` on 127.0.0.1 in a background thread.
 
   Usage: `server = RangeHTTPServer(); server.start(); ...; server.stop()`.
@@ -127,8 +166,6 @@ class RangeHTTPServer:
     self.requests: List[RequestRecord] = []
     self.honour_ranges = True
     self.goog_hashes: Dict[str, List[str]] = {}
-    self._httpd = None
-    self._thread = None
 
   def add_file(self, path, data):
     self.files[path] = bytes(data)
@@ -146,33 +183,16 @@ class RangeHTTPServer:
     """Drops the next GETs of `path` after `after_bytes[i]` body bytes each."""
     self.cuts[path] = list(after_bytes)
 
-  @property
-  def base_url(self):
-    host, port = self._httpd.server_address[:2]
-    return "http://{}:{}".format(host, port)
-
-  def start(self):
+  def _make_httpd(self):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
     httpd.files = self.files
     httpd.cuts = self.cuts
     httpd.requests = self.requests
     httpd.lock = threading.Lock()
     httpd.honour_ranges = True
     httpd.goog_hashes = self.goog_hashes
-    self._httpd = httpd
-    self._thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    self._thread.start()
-    return self
+    return httpd
 
   def set_honour_ranges(self, value):
     self.honour_ranges = value
     self._httpd.honour_ranges = value
-
-  def stop(self):
-    if self._httpd is not None:
-      self._httpd.shutdown()
-      self._httpd.server_close()
-      self._thread.join(timeout=10)
-      self._httpd = None
