@@ -25,8 +25,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import tqdm
 
-from heldout import atomic
 from heldout import errors
+from heldout import storage
 from heldout.readers import experiment as experiment_lib
 from heldout.readers import layout
 
@@ -69,7 +69,7 @@ def hash_file(path, on_bytes: Optional[Callable[[int], None]] = None):
   """
   digest = new_digest()
   size = 0
-  with open(path, "rb") as f:
+  with storage.for_path(path).open(path, "rb") as f:
     while True:
       chunk = f.read(_CHUNK)
       if not chunk:
@@ -97,17 +97,9 @@ def run_files(run_dir) -> List[str]:
   being written atomically at this moment (`.<name>.tmp-*`); symbolic links
   are not followed or listed.
   """
-  out = []
-  for dirpath, dirnames, filenames in os.walk(run_dir):
-    dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-    for name in filenames:
-      path = os.path.join(dirpath, name)
-      if os.path.islink(path) or not os.path.isfile(path) or _is_temporary(name):
-        continue
-      rel = os.path.relpath(path, run_dir).replace(os.sep, "/")
-      if rel != MANIFEST_FILENAME:
-        out.append(rel)
-  return sorted(out)
+  return [rel for rel in storage.for_path(run_dir).walk_files(run_dir)
+          if rel != MANIFEST_FILENAME and
+          not _is_temporary(rel.rsplit("/", 1)[-1])]
 
 
 def read_manifest(run_dir) -> Optional[dict]:
@@ -119,7 +111,7 @@ def read_manifest(run_dir) -> Optional[dict]:
   """
   path = manifest_path(run_dir)
   try:
-    with open(path) as f:
+    with storage.for_path(path).open(path, "r") as f:
       data = json.load(f)
   except FileNotFoundError:
     return None
@@ -157,7 +149,8 @@ def write_manifest(run_dir, files: Dict[str, dict], source, merge=False):
       entries.update(existing["files"])
   entries.update(files)
   data = manifest_data(entries, source)
-  atomic.write_json(manifest_path(run_dir), data)
+  path = manifest_path(run_dir)
+  storage.for_path(path).put_bytes(path, encode_manifest(data))
   return data
 
 
@@ -280,7 +273,7 @@ def check_run(run_dir, name=None, on_bytes=None) -> RunFiles:
       result.missing.append(rel)
       continue
     path = os.path.join(run_dir, *rel.split("/"))
-    size = os.path.getsize(path)
+    size = storage.for_path(path).size(path)
     result.checked += 1
     if size != record["size"]:
       result.changed.append((rel, "{} bytes, expected {}".format(size, record["size"])))
@@ -365,13 +358,15 @@ def _manifest_bytes(run_dir):
   if data is None:
     return None
   return sum(r["size"] for rel, r in data["files"].items()
-             if os.path.isfile(os.path.join(run_dir, *rel.split("/"))))
+             if storage.for_path(run_dir).isfile(
+                 os.path.join(run_dir, *rel.split("/"))))
 
 
 def downloaded_runs(experiment_dir):
   """`<ratio>/<run>` of every run the download marker lists a file of (a set)."""
+  path = os.path.join(experiment_dir, DOWNLOAD_MARKER_FILENAME)
   try:
-    with open(os.path.join(experiment_dir, DOWNLOAD_MARKER_FILENAME)) as f:
+    with storage.for_path(path).open(path, "r") as f:
       marker = json.load(f)
   except FileNotFoundError:
     return set()
@@ -393,7 +388,8 @@ def check_experiment(experiment_dir, *, write_missing=False, expected_runs=None,
   """Checks every run of an experiment directory against its manifest.
 
   Args:
-    experiment_dir: a local experiment folder (`<ratio>/<run>/...`).
+    experiment_dir: an experiment folder (`<ratio>/<run>/...`), local or a
+      URL `tf.io.gfile` opens (`gs://...`).
     write_missing: record a manifest (hashing the files as they are) for each
       run that has none.
     expected_runs: `<ratio>/<run>` names that must exist, absent ones being
@@ -409,9 +405,6 @@ def check_experiment(experiment_dir, *, write_missing=False, expected_runs=None,
     ExperimentError: if `experiment_dir` is not an experiment directory, or a
       run's manifest is malformed.
   """
-  if "://" in str(experiment_dir):
-    raise ValueError("`experiment_dir` must be a local folder, got {!r}".format(
-        experiment_dir))
   scanned = experiment_lib.scan_experiment(experiment_dir)
   runs = [(layout.ratio_dirname(ratio) + "/" + str(run.run_id), run.path)
           for ratio in scanned.ratios for run in scanned.runs[ratio]]
@@ -424,7 +417,7 @@ def check_experiment(experiment_dir, *, write_missing=False, expected_runs=None,
   for _, path in runs:
     size = _manifest_bytes(path)
     if size is None and write_missing:
-      size = sum(os.path.getsize(os.path.join(path, *rel.split("/")))
+      size = sum(storage.for_path(path).size(os.path.join(path, *rel.split("/")))
                  for rel in run_files(path))
     total += size or 0
   results = []

@@ -128,5 +128,34 @@ class ManifestTest(absltest.TestCase):
         manifest.check_experiment(self.exp, progress=False)
 
 
+class UrlManifestTest(absltest.TestCase):
+  """A run folder behind a URL (TensorFlow's in-memory file system stands in
+  for gs://): recorded, checked, and every kind of mismatch found."""
+
+  def test_record_and_check_through_tf_io_gfile(self):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    run_dir = "ram://manifest-{}/exp/0.7/3".format(os.getpid())
+    files = {"aux_arrays.npz": b"aux" * 100, _CKPT: bytes(range(256)),
+             "checkpoints/ckpt-3.data-00000-of-00001": b"w" * 5000}
+    for rel, data in files.items():
+      tf.io.gfile.makedirs(os.path.dirname(run_dir + "/" + rel))
+      with tf.io.gfile.GFile(run_dir + "/" + rel, "wb") as f:
+        f.write(data)
+    self.assertIsNone(manifest.read_manifest(run_dir))
+    recorded = manifest.record_run(run_dir, source="test")
+    self.assertEqual(recorded["files"], {
+        rel: manifest.bytes_record(data) for rel, data in files.items()})
+    self.assertEqual(manifest.check_run(run_dir).statuses, [manifest.OK])
+    with tf.io.gfile.GFile(run_dir + "/" + _CKPT, "wb") as f:
+      f.write(bytes(range(255, -1, -1)))
+    with tf.io.gfile.GFile(run_dir + "/notes.txt", "wb") as f:
+      f.write(b"x")
+    tf.io.gfile.remove(run_dir + "/aux_arrays.npz")
+    result = manifest.check_run(run_dir)
+    self.assertEqual(result.missing, ["aux_arrays.npz"])
+    self.assertEqual([rel for rel, _ in result.changed], [_CKPT])
+    self.assertEqual(result.extra, ["notes.txt"])
+
+
 if __name__ == "__main__":
   absltest.main()

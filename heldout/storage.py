@@ -70,6 +70,29 @@ class LocalFileSystem:
     """Writes `data` to `path` so that it appears whole or not at all."""
     atomic.write_bytes(path, data)
 
+  def open(self, path, mode="rb"):
+    """Opens a file to read; FileNotFoundError if it is not there."""
+    return open(path, mode)  # pylint: disable=unspecified-encoding
+
+  def size(self, path) -> int:
+    return os.path.getsize(path)
+
+  def isfile(self, path) -> bool:
+    return os.path.isfile(path) and not os.path.islink(path)
+
+  def walk_files(self, root) -> List[str]:
+    """Relative ("/"-separated) paths of the regular files under `root`;
+    symbolic links are neither followed nor listed."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+      dirnames[:] = [d for d in dirnames
+                     if not os.path.islink(os.path.join(dirpath, d))]
+      for name in filenames:
+        path = os.path.join(dirpath, name)
+        if self.isfile(path):
+          out.append(os.path.relpath(path, root).replace(os.sep, "/"))
+    return sorted(out)
+
   def copy(self, source, destination):
     """Copies the local file `source` to `destination`, appearing whole."""
     self.makedirs(os.path.dirname(destination))
@@ -135,6 +158,25 @@ class GfileFileSystem:
     if parent:
       self._gfile.makedirs(parent)
     self._gfile.copy(source, destination, overwrite=True)
+
+  def open(self, path, mode="rb"):
+    if not self._gfile.exists(path):
+      raise FileNotFoundError(2, "No such file", path)
+    return self._gfile.GFile(path, mode)
+
+  def size(self, path) -> int:
+    return int(self._gfile.stat(path).length)
+
+  def isfile(self, path) -> bool:
+    return self._gfile.exists(path) and not self._gfile.isdir(path)
+
+  def walk_files(self, root) -> List[str]:
+    out = []
+    for dirpath, _, filenames in self._gfile.walk(root):
+      for name in filenames:
+        rel = os.path.relpath(os.path.join(dirpath, name), root)
+        out.append(rel.replace(os.sep, "/"))
+    return sorted(out)
 
 
 _LOCAL = [LocalFileSystem()]

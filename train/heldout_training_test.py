@@ -295,6 +295,11 @@ class HeldoutTrainingTest(tf.test.TestCase):
                      ["0.7", "heldout_training.json"])
     self.assertEqual(sorted(n.rstrip("/") for n in tf.io.gfile.listdir(
         layout.join(url, "0.7"))), ["1", "2"])
+    # //heldout:verify's check reads the runs there against their manifests.
+    checked = manifest.check_experiment(url, expected_runs={"0.7/1", "0.7/2"},
+                                        progress=False)
+    self.assertEqual([r.statuses for r in checked.runs], [[manifest.OK]] * 2)
+    self.assertFalse(checked.mismatch)
 
 if __name__ == "__main__":
   tf.test.main()
