@@ -7,6 +7,7 @@ on chosen requests (to test resumption), and can send GCS's `x-goog-hash`
 checksum headers (right or wrong ones). Records every request it saw.
 """
 
+import abc
 import base64
 import dataclasses
 import hashlib
@@ -107,7 +108,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._serve(send_body=False)
 
 
-class LocalServer:
+class LocalServer(abc.ABC):
   """An HTTP server on 127.0.0.1 (an OS-chosen port) in a background thread,
   for tests: `start()`, `base_url`, ..., `stop()`, or `with`. Subclasses make
   the server (`_make_httpd`)."""
@@ -115,8 +116,9 @@ class LocalServer:
   _httpd = None
   _thread = None
 
+  @abc.abstractmethod
   def _make_httpd(self) -> http.server.ThreadingHTTPServer:
-    raise NotImplementedError
+    """A new `ThreadingHTTPServer` on ("127.0.0.1", 0) with its handler."""
 
   @property
   def base_url(self):
