@@ -138,7 +138,7 @@ class GcsClaimStoreTest(_FakeGcsTestCase):
     for run_id in range(5):
       self.assertTrue(self.store.create(
           "gs://bucket/exp/0.7/.{}.claim".format(run_id), "x"))
-    self.server.put(BUCKET, "exp/0.7/", b"")  # a folder's placeholder
+    self.server.put(BUCKET, "exp/0.7/", b"")  # makedirs' marker
     self.server.put(BUCKET, "exp/0.7/3/aux_arrays.npz", b"")
     self.server.put(BUCKET, "exp/0.70/.9.claim", b"")
     expected = [".{}.claim".format(r) for r in range(5)]
