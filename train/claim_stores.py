@@ -386,7 +386,7 @@ class GcsClaimStore:
       page = response.json()
       for item in page.get("items", ()):
         rest = item["name"][len(prefix):]
-        if rest and "/" not in rest:  # not the folder's own marker object ("x/")
+        if rest and "/" not in rest:  # not the folder marker ("x/")
           names.append(rest)
       token = page.get("nextPageToken")
       if not token:
