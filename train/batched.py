@@ -530,97 +530,95 @@ def train_heldout_batched(dataset, arch, subset_ratio, run_ids, output_dir,
   all_groups, group_size = balanced_groups(run_ids, k)
   pending_set = set(pending)
   groups = [g for g in all_groups if pending_set.intersection(g)]
-  leftover_claims = claims_lib.for_job(output_dir, subset_ratio, use_claims,
-                                       claim_options)
-  try:
-    heldout.remove_leftovers(output_dir, subset_ratio,
-                             [r for r in run_ids if r not in pending_set],
-                             leftover_claims)
-  finally:
-    leftover_claims.release_all()
   logging.info("batched heldout training %s/%s ratio %s: %d runs asked, %d to "
                "train in %d of %d groups of <= %d", dataset.name, arch,
                layout.ratio_dirname(subset_ratio), len(run_ids), len(pending),
                len(groups), len(all_groups), group_size)
   results = {}
-  if groups:
-    trainer = BatchedTrainer(arch, dataset.num_classes, dataset.image_shape,
-                             config, group_size)
-    bar = heldout._progress_bar(  # pylint: disable=protected-access
-        len(pending), "ratio {} (K={})".format(
-            layout.ratio_dirname(subset_ratio), group_size), progress)
-    export_module = trainer.new_module()
-    epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
-    step_var = tf.Variable(0, dtype=tf.int64, name="global_step")
-    checkpoint = tf.train.Checkpoint(model=export_module, epoch=epoch_var,
-                                     global_step=step_var)
-    # One compiled writer for every run (an eager write rebuilds its ops).
-    compiled_write = tf.function(checkpoint.write)
-    write_fn = lambda prefix: compiled_write(tf.constant(prefix))
-    n_train, n_test = len(dataset.train), len(dataset.test)
-    started, done = time.time(), 0
-    run_claims = claims_lib.for_job(output_dir, subset_ratio, use_claims,
-                                    claim_options)
-    try:
-      for group in groups:
-        group_started = time.time()
-        # This worker publishes the pending runs of the group it claims; the
-        # group is trained whole (fixed groups: bitwise results).
-        mine = {r for r in group if r in pending_set and
-                not heldout.is_complete_run(
-                    layout.run_dir(output_dir, subset_ratio, r)) and
-                run_claims.try_claim(r)}
-        for r in pending_set.intersection(group) - mine:
-          results[r] = heldout.RunResult(
-              r, heldout.ELSEWHERE,
-              layout.run_dir(output_dir, subset_ratio, r))
-        if not mine:
+  # One worker's claims: of the leftovers it clears and the runs it trains.
+  run_claims = claims_lib.for_job(output_dir, subset_ratio, use_claims,
+                                  claim_options)
+  try:
+    heldout.remove_leftovers(output_dir, subset_ratio,
+                             [r for r in run_ids if r not in pending_set],
+                             run_claims)
+    if groups:
+      trainer = BatchedTrainer(arch, dataset.num_classes, dataset.image_shape,
+                               config, group_size)
+      bar = heldout._progress_bar(  # pylint: disable=protected-access
+          len(pending), "ratio {} (K={})".format(
+              layout.ratio_dirname(subset_ratio), group_size), progress)
+      export_module = trainer.new_module()
+      epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
+      step_var = tf.Variable(0, dtype=tf.int64, name="global_step")
+      checkpoint = tf.train.Checkpoint(model=export_module, epoch=epoch_var,
+                                       global_step=step_var)
+      # One compiled writer for every run (an eager write rebuilds its ops).
+      compiled_write = tf.function(checkpoint.write)
+      write_fn = lambda prefix: compiled_write(tf.constant(prefix))
+      n_train, n_test = len(dataset.train), len(dataset.test)
+      started, done = time.time(), 0
+      try:
+        for group in groups:
+          group_started = time.time()
+          # This worker publishes the pending runs of the group it claims; the
+          # group is trained whole (fixed groups: bitwise results).
+          mine = {r for r in group if r in pending_set and
+                  not heldout.is_complete_run(
+                      layout.run_dir(output_dir, subset_ratio, r)) and
+                  run_claims.try_claim(r)}
+          for r in pending_set.intersection(group) - mine:
+            results[r] = heldout.RunResult(
+                r, heldout.ELSEWHERE,
+                layout.run_dir(output_dir, subset_ratio, r))
+          if not mine:
+            if bar is not None:
+              bar.update(len(pending_set.intersection(group)))
+            continue
+          # Pad a short group with copies of its last run (results discarded).
+          padded = group + [group[-1]] * (group_size - len(group))
+          seeds = [subsets.run_seed(subset_ratio, r) for r in padded]
+          subset_ids = [subsets.draw_subset(n_train, subset_ratio, r)
+                        for r in padded]
+          trainer.fit(dataset.train, subset_ids, seeds)
+          pred_train = trainer.predict(dataset.train)
+          pred_test = trainer.predict(dataset.test)
+          correct_train = pred_train == dataset.train.labels[None, :]
+          correct_test = pred_test == dataset.test.labels[None, :]
+          epoch_var.assign(config.epochs)
+          step_var.assign(config.epochs * trainer.steps_per_epoch)
+          for i, run_id in enumerate(group):
+            if run_id not in mine:
+              continue  # published before, or another worker's: not ours
+            arrays = heldout.run_aux_arrays(
+                n_train, subset_ids[i], dataset.train.index, correct_train[i],
+                dataset.test.index, correct_test[i])
+            trainer.export(i, export_module)
+            tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
+            final = layout.run_dir(output_dir, subset_ratio, run_id)
+            with atomic.named_write_errors(tmp, "run {}".format(run_id)):
+              heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
+                                  n_train, n_test, write_fn=write_fn)
+            results[run_id] = heldout.RunResult(
+                run_id, "trained", final,
+                (time.time() - group_started) / len(group),
+                heldout.run_accuracy(arrays))
+            run_claims.release(run_id)
+          published = len(pending_set.intersection(group))
+          done += published
+          elapsed = time.time() - started
+          logging.info("runs %d..%d trained (%d/%d, %.2fs per run, mean test "
+                       "accuracy %.4f, ETA %.0fs)", group[0], group[-1], done,
+                       len(pending), elapsed / done,
+                       float(np.mean(correct_test[:len(group)])),
+                       elapsed / done * (len(pending) - done))
           if bar is not None:
-            bar.update(len(pending_set.intersection(group)))
-          continue
-        # Pad a short group with copies of its last run (results discarded).
-        padded = group + [group[-1]] * (group_size - len(group))
-        seeds = [subsets.run_seed(subset_ratio, r) for r in padded]
-        subset_ids = [subsets.draw_subset(n_train, subset_ratio, r)
-                      for r in padded]
-        trainer.fit(dataset.train, subset_ids, seeds)
-        pred_train = trainer.predict(dataset.train)
-        pred_test = trainer.predict(dataset.test)
-        correct_train = pred_train == dataset.train.labels[None, :]
-        correct_test = pred_test == dataset.test.labels[None, :]
-        epoch_var.assign(config.epochs)
-        step_var.assign(config.epochs * trainer.steps_per_epoch)
-        for i, run_id in enumerate(group):
-          if run_id not in mine:
-            continue  # published before, or another worker's: not ours
-          arrays = heldout.run_aux_arrays(
-              n_train, subset_ids[i], dataset.train.index, correct_train[i],
-              dataset.test.index, correct_test[i])
-          trainer.export(i, export_module)
-          tmp = heldout.tmp_run_dir(output_dir, subset_ratio, run_id)
-          final = layout.run_dir(output_dir, subset_ratio, run_id)
-          with atomic.named_write_errors(tmp, "run {}".format(run_id)):
-            heldout.publish_run(tmp, final, checkpoint, config.epochs, arrays,
-                                n_train, n_test, write_fn=write_fn)
-          results[run_id] = heldout.RunResult(
-              run_id, "trained", final,
-              (time.time() - group_started) / len(group),
-              heldout.run_accuracy(arrays))
-          run_claims.release(run_id)
-        published = len(pending_set.intersection(group))
-        done += published
-        elapsed = time.time() - started
-        logging.info("runs %d..%d trained (%d/%d, %.2fs per run, mean test "
-                     "accuracy %.4f, ETA %.0fs)", group[0], group[-1], done,
-                     len(pending), elapsed / done,
-                     float(np.mean(correct_test[:len(group)])),
-                     elapsed / done * (len(pending) - done))
+            bar.update(published)
+      finally:
         if bar is not None:
-          bar.update(published)
-    finally:
-      if bar is not None:
-        bar.close()
-      run_claims.release_all()
+          bar.close()
+  finally:
+    run_claims.release_all()
   out = []
   for run_id in run_ids:
     out.append(results.get(run_id) or heldout.RunResult(
