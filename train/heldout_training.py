@@ -300,14 +300,21 @@ def remove_leftovers(output_dir, subset_ratio, run_ids, run_claims):
   the end of `publish_run` leaves. Only a folder whose run this worker can
   claim is removed (none that a live worker still uses).
   """
+  ratio_dir = os.path.join(output_dir, layout.ratio_dirname(subset_ratio))
+  fs = storage.for_path(ratio_dir)
+  if not fs.isdir(ratio_dir):
+    return
+  # One listing of the ratio folder, not a check per run.
+  present = set(fs.listdir(ratio_dir))
   for run_id in run_ids:
     tmp = tmp_run_dir(output_dir, subset_ratio, run_id)
-    fs = storage.for_path(tmp)
-    if fs.exists(tmp) and run_claims.try_claim(run_id):
-      logging.info("%s: left by a job killed after publishing run %d; "
-                   "removed", tmp, run_id)
-      fs.rmtree(tmp)
-      run_claims.release(run_id)
+    if os.path.basename(tmp) in present and run_claims.try_claim(run_id):
+      try:
+        logging.info("%s: left by a job killed after publishing run %d; "
+                     "removed", tmp, run_id)
+        fs.rmtree(tmp)
+      finally:
+        run_claims.release(run_id)
 
 
 def train_run(trainer: loop.Trainer, dataset, subset_ratio, run_id,
