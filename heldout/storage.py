@@ -22,7 +22,6 @@ rename copies file by file, and which can be killed at any step).
 import contextlib
 import os
 import shutil
-import uuid
 from typing import List
 
 from heldout import atomic
@@ -59,9 +58,6 @@ class LocalFileSystem:
     """Removes a folder and everything in it; no error if it is not there."""
     shutil.rmtree(path, ignore_errors=True)
 
-  def getmtime(self, path) -> float:
-    return os.path.getmtime(path)
-
   def read_bytes(self, path) -> bytes:
     with open(path, "rb") as f:
       return f.read()
@@ -95,15 +91,8 @@ class LocalFileSystem:
 
   def copy(self, source, destination):
     """Copies the local file `source` to `destination`, appearing whole."""
-    self.makedirs(os.path.dirname(destination))
-    tmp = os.path.join(os.path.dirname(destination), ".{}.tmp-{}".format(
-        os.path.basename(destination), uuid.uuid4().hex[:12]))
-    try:
-      shutil.copyfile(source, tmp)
-      os.replace(tmp, destination)
-    except BaseException:
-      self.remove(tmp)
-      raise
+    with open(source, "rb") as src, atomic.atomic_open(destination) as dst:
+      shutil.copyfileobj(src, dst)
 
 
 class GfileFileSystem:
@@ -136,9 +125,6 @@ class GfileFileSystem:
   def rmtree(self, path):
     if self._gfile.exists(path):
       self._gfile.rmtree(path)
-
-  def getmtime(self, path) -> float:
-    return self._gfile.stat(path).mtime_nsec / 1e9
 
   def read_bytes(self, path) -> bytes:
     with self._gfile.GFile(path, "rb") as f:
