@@ -389,13 +389,14 @@ def check_folder_arguments(folder, wanted, overwrite, clear, holds):
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
-    if previous != wanted:
-      if not overwrite:
-        raise errors.ArgumentsMismatchError(
-            "{}: holds {} made with other arguments ({}); choose another "
-            "output or overwrite (--overwrite)".format(
-                folder, holds, describe_changed_arguments(previous, wanted)))
-      clear()
+    if previous == wanted:
+      return  # Kept as it is (not rewritten).
+    if not overwrite:
+      raise errors.ArgumentsMismatchError(
+          "{}: holds {} made with other arguments ({}); choose another "
+          "output or overwrite (--overwrite)".format(
+              folder, holds, describe_changed_arguments(previous, wanted)))
+    clear()
   os.makedirs(folder, exist_ok=True)
   atomic.write_json(path, wanted)
 

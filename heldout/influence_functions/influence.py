@@ -85,15 +85,6 @@ def query_chunks(num_queries: int, query_batch_size: int
           for start in range(0, num_queries, query_batch_size)]
 
 
-def _stored_folder_arguments(folder: str) -> Optional[dict]:
-  """The args.json of a work folder, None if it has none."""
-  path = os.path.join(folder, "args.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
 class InfluenceFunctions:
   """One model's influence functions for one strategy.
 
@@ -256,9 +247,8 @@ class InfluenceFunctions:
       def clear():
         for name in os.listdir(folder):
           os.remove(os.path.join(folder, name))
-      if _stored_folder_arguments(folder) != args:
-        pipeline.check_folder_arguments(folder, args, self.overwrite, clear,
-                                        "preconditioned queries")
+      pipeline.check_folder_arguments(folder, args, self.overwrite, clear,
+                                      "preconditioned queries")
     chunks = query_chunks(len(queries), self.query_batch_size)
     logging.info("%d queries preconditioned and scored in %d chunk(s) of at "
                  "most %d", len(queries), len(chunks), self.query_batch_size)
